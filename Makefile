@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh machine: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTRUCTION := $(BIN)/instruction
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run setup install test test-fast lint browser-deps services clean-db
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## setup: install, migrate, load the territory, the campaigns and the demo data (no server).
+setup: install
+	$(INSTRUCTION) db upgrade
+	$(INSTRUCTION) territory import
+	$(INSTRUCTION) campaigns load
+	$(INSTRUCTION) demo load
+
+## run: setup, then serve the app on http://$(HOST):$(PORT) with the worker beside it.
+run: setup
+	@echo "Application : http://$(HOST):$(PORT)  (Ctrl-C pour arrêter)"
+	$(INSTRUCTION) serve --host $(HOST) --port $(PORT)
+
+## browser-deps: Debian's Chromium for the end-to-end tests (Playwright drives /usr/bin/chromium).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || { echo "ERROR: could not install chromium (apt-get install chromium)"; exit 1; }; }
+
+services:
+	@scripts/ensure_services.sh
+
+## test: the whole suite on real PostgreSQL, Redis, SMTP sink and headless Chromium.
+test: install services browser-deps
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from instruction.db import Base, UTCDateTime, utcnow
+from instruction.territory.models import Collectivite
+
+ROLES = ("applicant", "instructor", "finance", "admin")
+ROLE_LABELS = {
+    "applicant": "Demandeur",
+    "instructor": "Instructeur",
+    "finance": "Finances",
+    "admin": "Administrateur",
+}
+STAFF_ROLES = ("instructor", "finance", "admin")
+
+
+class User(UserMixin, Base):
+    __tablename__ = "user_account"
+    __table_args__ = (
+        CheckConstraint("role IN ('applicant', 'instructor', 'finance', 'admin')", name="role"),
+        CheckConstraint(
+            "(role = 'applicant') = (collectivite_id IS NOT NULL)", name="applicant_has_collectivite"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20))
+    collectivite_id: Mapped[int | None] = mapped_column(ForeignKey("collectivite.id"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    email_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    collectivite: Mapped[Collectivite | None] = relationship()
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login
+        return self.active
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+    @property
+    def role_label(self) -> str:
+        return ROLE_LABELS[self.role]

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from instruction.db import Base, UTCDateTime
+
+
+class Campaign(Base):
+    """A campaign row mirrors its rule parameter file (the file is the source of truth)."""
+
+    __tablename__ = "campaign"
+    __table_args__ = (CheckConstraint("opens_at < deadline_at", name="opens_before_deadline"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(30), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    reference_prefix: Mapped[str] = mapped_column(String(12))
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Submission is accepted strictly before this instant.
+    deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    aids: Mapped[list[Aid]] = relationship(back_populates="campaign", order_by="Aid.number")
+
+
+class Aid(Base):
+    __tablename__ = "aid"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "number"),
+        CheckConstraint("number BETWEEN 1 AND 5", name="number"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id"))
+    number: Mapped[int]
+    title: Mapped[str] = mapped_column(String(200))
+
+    campaign: Mapped[Campaign] = relationship(back_populates="aids")

@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from instruction.accounts.models import User
+from instruction.campaigns.models import Campaign
+from instruction.db import Base, Money, UTCDateTime, utcnow
+from instruction.territory.models import Collectivite
+
+STATES = (
+    "draft", "received", "incomplete", "eligible", "granted", "paid",
+    "ineligible", "refused", "withdrawn", "expired",
+)
+STATE_LABELS = {
+    "draft": "Brouillon",
+    "received": "Reçu",
+    "incomplete": "Pièces demandées",
+    "eligible": "Éligible",
+    "granted": "Attribué",
+    "paid": "Versé",
+    "ineligible": "Inéligible",
+    "refused": "Refusé",
+    "withdrawn": "Retiré",
+    "expired": "Expiré",
+}
+CATEGORIES = ("equipement", "logiciel", "licence", "cablage")
+CATEGORY_LABELS = {
+    "equipement": "Équipement",
+    "logiciel": "Logiciel",
+    "licence": "Licence",
+    "cablage": "Travaux de câblage",
+}
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Dossier(Base):
+    __tablename__ = "dossier"
+    __table_args__ = (
+        CheckConstraint(_in("state", STATES), name="state"),
+        CheckConstraint("aid_number BETWEEN 1 AND 5", name="aid_number"),
+        CheckConstraint("state IN ('draft', 'expired') OR submitted_at IS NOT NULL", name="submitted"),
+        CheckConstraint("state NOT IN ('granted', 'paid') OR granted_amount IS NOT NULL", name="granted_has_amount"),
+        CheckConstraint("state <> 'paid' OR paid_amount IS NOT NULL", name="paid_has_amount"),
+        CheckConstraint("requested_amount IS NULL OR requested_amount >= 0", name="requested_positive"),
+        CheckConstraint("computed_amount IS NULL OR computed_amount >= 0", name="computed_positive"),
+        CheckConstraint("granted_amount IS NULL OR granted_amount >= 0", name="granted_positive"),
+        CheckConstraint("paid_amount IS NULL OR paid_amount >= 0", name="paid_positive"),
+        CheckConstraint("paid_amount IS NULL OR paid_amount <= granted_amount", name="paid_within_grant"),
+        Index("ix_dossier_state_submitted", "state", "submitted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str | None] = mapped_column(String(30), unique=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id"), index=True)
+    aid_number: Mapped[int]
+    collectivite_id: Mapped[int] = mapped_column(ForeignKey("collectivite.id"), index=True)
+    state: Mapped[str] = mapped_column(String(20), default="draft")
+    title: Mapped[str] = mapped_column(String(200), default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"), index=True)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # Population frozen at submission, with its source and year.
+    population: Mapped[int | None]
+    population_source: Mapped[str | None] = mapped_column(String(200))
+    population_year: Mapped[int | None]
+
+    requested_amount: Mapped[Decimal | None] = mapped_column(Money)
+    computed_amount: Mapped[Decimal | None] = mapped_column(Money)
+    granted_amount: Mapped[Decimal | None] = mapped_column(Money)
+    paid_amount: Mapped[Decimal | None] = mapped_column(Money)
+    # Rule evaluation frozen when declared eligible (findings, base, amounts, parameters version).
+    evaluation: Mapped[dict | None] = mapped_column(JSON)
+
+    campaign: Mapped[Campaign] = relationship()
+    collectivite: Mapped[Collectivite] = relationship()
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    assigned_to: Mapped[User | None] = relationship(foreign_keys=[assigned_to_id])
+    lines: Mapped[list[ExpenseLine]] = relationship(
+        back_populates="dossier", order_by="ExpenseLine.id", cascade="all, delete-orphan"
+    )
+    documents: Mapped[list[Document]] = relationship(
+        back_populates="dossier", order_by="Document.id", cascade="all, delete-orphan"
+    )
+    events: Mapped[list[AuditEvent]] = relationship(
+        back_populates="dossier", order_by="AuditEvent.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def state_label(self) -> str:
+        return STATE_LABELS[self.state]
+
+
+class ExpenseLine(Base):
+    __tablename__ = "expense_line"
+    __table_args__ = (
+        CheckConstraint(_in("category", CATEGORIES), name="category"),
+        CheckConstraint("amount_ht >= 0", name="amount_positive"),
+        CheckConstraint("pack IS NULL OR pack BETWEEN 1 AND 3", name="pack"),
+        CheckConstraint("months IS NULL OR months > 0", name="months_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
+    category: Mapped[str] = mapped_column(String(20))
+    label: Mapped[str] = mapped_column(String(300))
+    amount_ht: Mapped[Decimal] = mapped_column(Money)
+    pack: Mapped[int | None]
+    months: Mapped[int | None]
+
+    dossier: Mapped[Dossier] = relationship(back_populates="lines")
+    documents: Mapped[list[Document]] = relationship(back_populates="line", order_by="Document.id")
+
+    @property
+    def category_label(self) -> str:
+        return CATEGORY_LABELS[self.category]
+
+
+class Document(Base):
+    """An uploaded invoice or quote: stored outside the web root under a random key."""
+
+    __tablename__ = "document"
+    __table_args__ = (CheckConstraint("size_bytes > 0", name="size_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
+    line_id: Mapped[int | None] = mapped_column(ForeignKey("expense_line.id", ondelete="SET NULL"), index=True)
+    original_name: Mapped[str] = mapped_column(String(255))
+    storage_key: Mapped[str] = mapped_column(String(64), unique=True)
+    size_bytes: Mapped[int]
+    content_type: Mapped[str] = mapped_column(String(100))
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    dossier: Mapped[Dossier] = relationship(back_populates="documents")
+    line: Mapped[ExpenseLine | None] = relationship(back_populates="documents")
+
+
+class AuditEvent(Base):
+    """One row per state change (or notable action), written in the same transaction."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        CheckConstraint(f"from_state IS NULL OR {_in('from_state', STATES)}", name="from_state"),
+        CheckConstraint(_in("to_state", STATES), name="to_state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    action: Mapped[str] = mapped_column(String(40))
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    dossier: Mapped[Dossier] = relationship(back_populates="events")
+    actor: Mapped[User | None] = relationship()

@@ -1,0 +1,49 @@
+"""Web shell: blueprints, error pages and template helpers."""
+
+from __future__ import annotations
+
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFError
+
+from instruction.web.filters import register_filters
+
+
+def register_web(app: Flask) -> None:
+    from instruction.accounts.views import bp as auth_bp
+    from instruction.web.views import bp as main_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(main_bp)
+    register_filters(app)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return render_template(
+            "errors/error.html", code=400, title="Formulaire expiré",
+            message="Le formulaire a expiré ou n'a pas été envoyé depuis cette application. "
+                    "Rechargez la page et recommencez.",
+        ), 400
+
+    messages = {
+        400: ("Requête invalide", "La requête envoyée n'est pas valide."),
+        403: ("Accès refusé", "Vous n'avez pas le droit d'accéder à cette page."),
+        404: ("Page introuvable", "La page demandée n'existe pas ou n'est pas accessible."),
+        405: ("Méthode non autorisée", "Cette action n'est pas possible sur cette page."),
+        409: ("Action impossible", "L'action demandée n'est pas possible dans l'état actuel du dossier."),
+        413: ("Fichier trop volumineux", "Le fichier envoyé dépasse la taille autorisée."),
+        429: ("Trop de tentatives", "Trop de tentatives : réessayez dans quelques minutes."),
+        500: ("Erreur interne", "Une erreur inattendue s'est produite. Elle a été enregistrée ; "
+                                "aucune donnée déjà enregistrée n'est perdue."),
+    }
+
+    def make_handler(code: int):
+        def handler(error):
+            title, message = messages[code]
+            description = getattr(error, "description", None)
+            if code in (409, 400) and isinstance(description, str) and not description.startswith("The "):
+                message = description
+            return render_template("errors/error.html", code=code, title=title, message=message), code
+        return handler
+
+    for code in messages:
+        app.register_error_handler(code, make_handler(code))
