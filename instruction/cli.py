@@ -26,3 +26,13 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(territory_cli)
     app.cli.add_command(campaigns_cli)
     app.cli.add_command(demo_cli)
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve_command(host: str, port: int) -> None:
+    """Serve the web application (embedded default: for a demo or a workstation)."""
+    app = _create_app()
+    click.echo(f"Application servie sur http://{host}:{port}")
+    app.run(host=host, port=port, threaded=True, use_reloader=False)
