@@ -6,6 +6,7 @@ COPY worker ./worker
 COPY migrations ./migrations
 COPY templates ./templates
 COPY static ./static
-RUN pip install --no-cache-dir . gunicorn
+# Editable install: the app finds templates/, static/ and migrations/ beside the package.
+RUN pip install --no-cache-dir -e . gunicorn
 ENV PYTHONUNBUFFERED=1
 EXPOSE 8000
