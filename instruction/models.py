@@ -2,7 +2,17 @@
 
 from instruction.accounts.models import User  # noqa: F401
 from instruction.campaigns.models import Aid, Campaign  # noqa: F401
-from instruction.dossiers.models import AuditEvent, Document, Dossier, ExpenseLine  # noqa: F401
+from instruction.dossiers.models import (  # noqa: F401
+    AuditEvent,
+    Document,
+    Dossier,
+    DossierMessage,
+    Envelope,
+    ExpenseLine,
+    PackGrant,
+    Payment,
+)
+from instruction.notifications.models import Delivery, JobRun, OutboxMessage  # noqa: F401
 from instruction.territory.models import (  # noqa: F401
     Collectivite,
     Commune,

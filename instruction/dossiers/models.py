@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from instruction.accounts.models import User
@@ -81,6 +81,8 @@ class Dossier(Base):
     computed_amount: Mapped[Decimal | None] = mapped_column(Money)
     granted_amount: Mapped[Decimal | None] = mapped_column(Money)
     paid_amount: Mapped[Decimal | None] = mapped_column(Money)
+    # Key of the cap this dossier counts toward (e.g. ``epci-territoire:200000925``), set at submission.
+    cap_scope: Mapped[str | None] = mapped_column(String(60), index=True)
     # Rule evaluation frozen when declared eligible (findings, base, amounts, parameters version).
     evaluation: Mapped[dict | None] = mapped_column(JSON)
 
@@ -96,6 +98,12 @@ class Dossier(Base):
     )
     events: Mapped[list[AuditEvent]] = relationship(
         back_populates="dossier", order_by="AuditEvent.id", cascade="all, delete-orphan"
+    )
+    payments: Mapped[list[Payment]] = relationship(
+        back_populates="dossier", order_by="Payment.id", cascade="all, delete-orphan"
+    )
+    messages: Mapped[list[DossierMessage]] = relationship(
+        back_populates="dossier", order_by="DossierMessage.id", cascade="all, delete-orphan"
     )
 
     @property
@@ -169,3 +177,77 @@ class AuditEvent(Base):
 
     dossier: Mapped[Dossier] = relationship(back_populates="events")
     actor: Mapped[User | None] = relationship()
+
+
+class DossierMessage(Base):
+    """A message between the applicant and the instructors (documents requested, answers)."""
+
+    __tablename__ = "dossier_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    dossier: Mapped[Dossier] = relationship(back_populates="messages")
+    author: Mapped[User | None] = relationship()
+
+
+class Envelope(Base):
+    """What one cap has committed: aid × cap scope within a campaign.
+
+    Grants consume it with a single conditional UPDATE (``consumed + x <= cap_limit``), which is
+    what keeps concurrent grants under the cap on PostgreSQL and SQLite alike.
+    """
+
+    __tablename__ = "envelope"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "aid_number", "scope"),
+        CheckConstraint("consumed >= 0", name="consumed_positive"),
+        CheckConstraint("consumed <= cap_limit", name="within_cap"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id"))
+    aid_number: Mapped[int]
+    scope: Mapped[str] = mapped_column(String(60))
+    cap_limit: Mapped[Decimal] = mapped_column(Money)
+    consumed: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+
+
+class PackGrant(Base):
+    """Aid 1: each pack is granted at most once per commune, over all its dossiers (DB-enforced)."""
+
+    __tablename__ = "pack_grant"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "collectivite_id", "pack"),
+        CheckConstraint("pack BETWEEN 1 AND 3", name="pack"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id"))
+    collectivite_id: Mapped[int] = mapped_column(ForeignKey("collectivite.id"))
+    pack: Mapped[int]
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+
+
+class Payment(Base):
+    """A versement of a granted dossier; the final one marks it paid."""
+
+    __tablename__ = "payment"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    paid_on: Mapped[date]
+    reference: Mapped[str] = mapped_column(String(100))
+    is_final: Mapped[bool] = mapped_column(Boolean, default=False)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    dossier: Mapped[Dossier] = relationship(back_populates="payments")
+    recorded_by: Mapped[User | None] = relationship()
