@@ -71,11 +71,24 @@ def utcnow() -> datetime:
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record):
-    """SQLite: enforce foreign keys, and WAL so the web app and the worker can share the file."""
-    module = type(dbapi_connection).__module__
-    if module.startswith("sqlite3"):
+    """SQLite: enforce foreign keys, WAL so the web app and the worker share the file, and let
+    SQLAlchemy (not the driver) open transactions, so that ``_sqlite_begin`` decides how."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(connection):
+    """SQLite: every transaction takes the write lock up front (BEGIN IMMEDIATE).
+
+    Writers then queue behind each other instead of failing with "database is locked" when a read
+    snapshot cannot be upgraded, and a read-then-write (such as a grant checking its envelope) is
+    serialised. PostgreSQL keeps its own isolation and row locks.
+    """
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

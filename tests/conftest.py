@@ -54,11 +54,11 @@ def app(tmp_path_factory):
     app = make_test_app(TEST_DATABASE_URL, tmp_path_factory.mktemp("app"))
     with app.app_context():
         upgrade()
-        pass
+        from instruction.campaigns.services import sync_campaigns
         from instruction.territory.services import import_territory
 
         import_territory()
-        pass  # TEMP sync_campaigns()
+        sync_campaigns()
         db.session.remove()
     yield app
     with app.app_context():

@@ -15,10 +15,11 @@ def sync_campaigns() -> list[str]:
     for code in available_campaigns():
         params = load_campaign(code)
         campaign = db.session.scalar(select(Campaign).where(Campaign.code == code))
-        if campaign is None:
+        created = campaign is None
+        if created:
             campaign = Campaign(code=code)
             db.session.add(campaign)
-            changes.append(f"Campagne créée : {code}")
+            changes.append(f"Campagne créée : {code} ({params.title})")
         wanted = {
             "title": params.title,
             "reference_prefix": params.reference_prefix,
@@ -28,13 +29,15 @@ def sync_campaigns() -> list[str]:
         for field, value in wanted.items():
             if getattr(campaign, field) != value:
                 setattr(campaign, field, value)
-                changes.append(f"Campagne {code} : {field} mis à jour")
+                if not created:
+                    changes.append(f"Campagne {code} : {field} mis à jour")
         existing = {aid.number: aid for aid in campaign.aids}
         for number, aid_params in sorted(params.aids.items()):
             aid = existing.get(number)
             if aid is None:
                 campaign.aids.append(Aid(number=number, title=aid_params.title))
-                changes.append(f"Campagne {code} : aide {number} ajoutée")
+                if not created:
+                    changes.append(f"Campagne {code} : aide {number} ajoutée")
             elif aid.title != aid_params.title:
                 aid.title = aid_params.title
                 changes.append(f"Campagne {code} : aide {number} renommée")

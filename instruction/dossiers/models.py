@@ -223,7 +223,6 @@ class PackGrant(Base):
     __table_args__ = (
         UniqueConstraint("campaign_id", "collectivite_id", "pack"),
         CheckConstraint("pack BETWEEN 1 AND 3", name="pack"),
-        CheckConstraint("amount > 0", name="amount_positive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -231,7 +230,6 @@ class PackGrant(Base):
     collectivite_id: Mapped[int] = mapped_column(ForeignKey("collectivite.id"))
     pack: Mapped[int]
     dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
-    amount: Mapped[Decimal] = mapped_column(Money)
 
 
 class Payment(Base):

@@ -1,12 +1,68 @@
-"""Dossier operations. State changes go through the transition table (workflow issue)."""
+"""Dossier operations: one verb per transition of ``workflow.TRANSITIONS``, plus drafting.
+
+Services are the only code that changes a dossier's state. Each transition is one conditional
+UPDATE (``WHERE state = <the state it was read in>``), so two clicks or two instructors can never
+apply it twice; it writes its audit event and queues its notification in the same transaction.
+Services flush but never commit: the caller (a view, a task, a command) commits, or rolls back
+on any exception.
+"""
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from decimal import Decimal
 
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
+
+from instruction.accounts.models import User
 from instruction.campaigns.models import Campaign
-from instruction.dossiers.models import AuditEvent, Dossier, ExpenseLine
+from instruction.db import utcnow
+from instruction.dossiers import envelopes
+from instruction.dossiers.evaluation import decision_as_json, evaluate_dossier, parameters, scope_of
+from instruction.dossiers.models import (
+    AuditEvent,
+    Dossier,
+    DossierMessage,
+    ExpenseLine,
+    PackGrant,
+    Payment,
+)
+from instruction.dossiers.workflow import SYSTEM, TRANSITIONS, Context, unavailable_reason
 from instruction.extensions import db
+from instruction.notifications import services as notifications
+from instruction.rules.formatting import format_euros
+
+CENT = Decimal("0.01")
+
+
+class WorkflowError(Exception):
+    """An action refused, with a French message for the person who asked."""
+
+    status = 409
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class ActionForbidden(WorkflowError):
+    status = 403
+
+
+class ActionConflict(WorkflowError):
+    status = 409
+
+
+class InvalidAction(WorkflowError):
+    status = 400
+
+
+def context_for(actor: User | None, now: datetime) -> Context:
+    if actor is None:
+        return Context(role=SYSTEM, now=now)
+    return Context(role=actor.role, now=now, user_id=actor.id, collectivite_id=actor.collectivite_id)
 
 
 def reference_for(dossier: Dossier) -> str:
@@ -14,14 +70,19 @@ def reference_for(dossier: Dossier) -> str:
     return f"{dossier.campaign.reference_prefix}-A{dossier.aid_number}-{dossier.id:06d}"
 
 
-def create_draft(*, campaign: Campaign, aid_number: int, collectivite, author, title: str = "") -> Dossier:
+# --- drafting (no state change) ----------------------------------------------------------------
+
+
+def create_draft(*, campaign: Campaign, aid_number: int, collectivite, author: User | None,
+                 title: str = "", now: datetime | None = None) -> Dossier:
+    now = now or utcnow()
     dossier = Dossier(campaign=campaign, aid_number=aid_number, collectivite=collectivite,
-                      created_by=author, title=title, state="draft")
+                      created_by=author, title=title, state="draft", created_at=now, updated_at=now)
     db.session.add(dossier)
     db.session.flush()
     dossier.reference = reference_for(dossier)
     db.session.add(AuditEvent(dossier=dossier, actor=author, action="create", from_state=None,
-                              to_state="draft", reason=None))
+                              to_state="draft", at=now))
     return dossier
 
 
@@ -30,3 +91,231 @@ def add_line(dossier: Dossier, *, category: str, label: str, amount_ht: Decimal,
     line = ExpenseLine(category=category, label=label, amount_ht=amount_ht, pack=pack, months=months)
     dossier.lines.append(line)
     return line
+
+
+def assign(dossier: Dossier, instructor: User, *, now: datetime | None = None) -> None:
+    """"Je m'en occupe": the instructor takes the dossier (no state change, but audited)."""
+    if instructor.role not in ("instructor", "admin"):
+        raise ActionForbidden("Seul un instructeur peut prendre en charge un dossier.")
+    dossier.assigned_to = instructor
+    db.session.add(AuditEvent(dossier=dossier, actor=instructor, action="assign",
+                              from_state=dossier.state, to_state=dossier.state, at=now or utcnow()))
+
+
+# --- the transition machinery ----------------------------------------------------------------
+
+
+def _recipients(dossier: Dossier, who: tuple[str, ...]) -> list[User]:
+    users: list[User] = []
+    if "applicants" in who:
+        users += db.session.scalars(select(User).where(
+            User.collectivite_id == dossier.collectivite_id, User.role == "applicant",
+            User.active.is_(True)).order_by(User.id))
+    if "assigned" in who and dossier.assigned_to is not None:
+        users.append(dossier.assigned_to)
+    return users
+
+
+def _check(action: str, dossier: Dossier, actor: User | None, now: datetime, reason: str | None):
+    transition = TRANSITIONS[action]
+    ctx = context_for(actor, now)
+    if not transition.allows_role(ctx):
+        raise ActionForbidden("Votre rôle ne permet pas cette action sur le dossier.")
+    if ctx.role == "applicant" and dossier.collectivite_id != ctx.collectivite_id:
+        raise ActionForbidden("Ce dossier n'appartient pas à votre collectivité.")
+    if why := unavailable_reason(transition, dossier, ctx):
+        raise ActionConflict(why)
+    if transition.needs_reason and not (reason and reason.strip()):
+        raise InvalidAction("Indiquez un motif : il est communiqué au demandeur et conservé dans l'historique.")
+    return transition
+
+
+def _apply(action: str, dossier: Dossier, actor: User | None, now: datetime, reason: str | None,
+           **fields) -> AuditEvent:
+    """Move the dossier (with ``fields``) in one conditional UPDATE; audit and notify."""
+    transition = TRANSITIONS[action]
+    from_state = dossier.state
+    db.session.flush()
+    result = db.session.execute(
+        update(Dossier)
+        .where(Dossier.id == dossier.id, Dossier.state == from_state)
+        .values(state=transition.target, updated_at=now, **fields)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise ActionConflict("Le dossier vient d'être modifié par ailleurs : rechargez la page.")
+    for name, value in {"state": transition.target, "updated_at": now, **fields}.items():
+        set_committed_value(dossier, name, value)
+    event = AuditEvent(dossier=dossier, actor=actor, action=action, from_state=from_state,
+                       to_state=transition.target, at=now, reason=(reason or "").strip() or None)
+    db.session.add(event)
+    db.session.flush()
+    notifications.queue(
+        action, key=f"dossier:{dossier.id}:event:{event.id}", dossier=dossier,
+        recipients=_recipients(dossier, transition.notify),
+        context={"reference": dossier.reference, "reason": event.reason, "state": transition.target},
+    )
+    return event
+
+
+def _failed_findings(decision) -> str:
+    return " ".join(f.message for f in decision.findings if f.blocking and not f.ok)
+
+
+# --- one verb per transition -------------------------------------------------------------------
+
+
+def submit(dossier: Dossier, actor: User, *, now: datetime | None = None) -> AuditEvent:
+    now = now or utcnow()
+    _check("submit", dossier, actor, now, None)
+    collectivite = dossier.collectivite
+    decision = evaluate_dossier(dossier, now)
+    if not decision.eligible:
+        raise ActionConflict(f"Le dossier ne peut pas être déposé. {_failed_findings(decision)}")
+    return _apply("submit", dossier, actor, now, None, submitted_at=now,
+                  population=collectivite.population, population_source=collectivite.population_source,
+                  population_year=collectivite.population_year, cap_scope=decision.cap.scope,
+                  requested_amount=decision.amount)
+
+
+def request_documents(dossier: Dossier, actor: User, message: str, *, now: datetime | None = None) -> AuditEvent:
+    now = now or utcnow()
+    _check("request_documents", dossier, actor, now, message)
+    dossier.messages.append(DossierMessage(author=actor, body=message.strip(), created_at=now))
+    return _apply("request_documents", dossier, actor, now, message)
+
+
+def resubmit(dossier: Dossier, actor: User, message: str = "", *, now: datetime | None = None) -> AuditEvent:
+    now = now or utcnow()
+    _check("resubmit", dossier, actor, now, None)
+    if message.strip():
+        dossier.messages.append(DossierMessage(author=actor, body=message.strip(), created_at=now))
+    return _apply("resubmit", dossier, actor, now, message)
+
+
+def declare_eligible(dossier: Dossier, actor: User, *, now: datetime | None = None) -> AuditEvent:
+    """Freeze the rule evaluation (findings, base, amount, parameters' version) on the dossier."""
+    now = now or utcnow()
+    _check("declare_eligible", dossier, actor, now, None)
+    decision = evaluate_dossier(dossier, now)
+    if not decision.eligible:
+        raise ActionConflict(f"Les règles ne permettent pas de déclarer ce dossier éligible. "
+                             f"{_failed_findings(decision)}")
+    return _apply("declare_eligible", dossier, actor, now, None, evaluation=decision_as_json(decision),
+                  computed_amount=decision.amount, cap_scope=decision.cap.scope)
+
+
+def declare_ineligible(dossier: Dossier, actor: User, reason: str, *, now: datetime | None = None) -> AuditEvent:
+    now = now or utcnow()
+    _check("declare_ineligible", dossier, actor, now, reason)
+    return _apply("declare_ineligible", dossier, actor, now, reason, decided_at=now, closed_at=now)
+
+
+def grant(dossier: Dossier, actor: User, amount: Decimal | None = None, *,
+          now: datetime | None = None) -> AuditEvent:
+    """Commit ``amount`` (default: the computed amount) to the dossier's envelope and grant it."""
+    now = now or utcnow()
+    _check("grant", dossier, actor, now, None)
+    computed = dossier.computed_amount or Decimal("0.00")
+    amount = computed if amount is None else Decimal(amount)
+    if amount != amount.quantize(CENT) or amount <= 0:
+        raise InvalidAction("Le montant attribué doit être positif, en euros et centimes.")
+    if amount > computed:
+        raise InvalidAction(f"Le montant attribué ({format_euros(amount)}) ne peut pas dépasser le "
+                            f"montant calculé ({format_euros(computed)}).")
+    envelope = _envelope_of(dossier)
+    if not envelopes.consume(envelope, amount):
+        raise ActionConflict(
+            f"Le plafond est atteint : l'enveloppe ne peut plus recevoir que "
+            f"{format_euros(envelopes.remaining(envelope))} (plafond {format_euros(envelope.cap_limit)}, "
+            f"déjà engagé {format_euros(envelope.consumed)}).")
+    if dossier.aid_number == 1:
+        _grant_packs(dossier)
+    return _apply("grant", dossier, actor, now, None, granted_amount=amount, decided_at=now)
+
+
+def refuse(dossier: Dossier, actor: User, reason: str, *, now: datetime | None = None) -> AuditEvent:
+    now = now or utcnow()
+    _check("refuse", dossier, actor, now, reason)
+    return _apply("refuse", dossier, actor, now, reason, decided_at=now, closed_at=now)
+
+
+def record_payment(dossier: Dossier, actor: User, *, amount: Decimal, paid_on: date, reference: str,
+                   final: bool, now: datetime | None = None) -> AuditEvent:
+    """A versement. The final one (or one that pays the grant in full) marks the dossier paid and
+    releases the unpaid remainder of its envelope."""
+    now = now or utcnow()
+    amount = Decimal(amount)
+    already = dossier.paid_amount or Decimal("0.00")
+    granted = dossier.granted_amount or Decimal("0.00")
+    final = final or already + amount == granted
+    action = "record_final_payment" if final else "record_payment"
+    _check(action, dossier, actor, now, None)
+    if amount != amount.quantize(CENT) or amount <= 0:
+        raise InvalidAction("Le montant du versement doit être positif, en euros et centimes.")
+    if already + amount > granted:
+        raise InvalidAction(
+            f"Le versement dépasse le montant attribué : {format_euros(granted)} attribués, "
+            f"{format_euros(already)} déjà versés, reste {format_euros(granted - already)}.")
+    if not reference.strip():
+        raise InvalidAction("Indiquez la référence du versement (mandat, titre…).")
+    dossier.payments.append(Payment(amount=amount, paid_on=paid_on, reference=reference.strip(),
+                                    is_final=final, recorded_by=actor, recorded_at=now))
+    paid = already + amount
+    fields = {"paid_amount": paid}
+    if final:
+        envelopes.release(_envelope_of(dossier), granted - paid)
+        fields["closed_at"] = now
+    reason = f"Versement de {format_euros(amount)} ({reference.strip()})"
+    return _apply(action, dossier, actor, now, reason, **fields)
+
+
+def withdraw(dossier: Dossier, actor: User, reason: str, *, now: datetime | None = None) -> AuditEvent:
+    now = now or utcnow()
+    _check("withdraw", dossier, actor, now, reason)
+    return _apply("withdraw", dossier, actor, now, reason, closed_at=now)
+
+
+def expire(dossier: Dossier, actor: User | None = None, *, now: datetime | None = None) -> AuditEvent:
+    now = now or utcnow()
+    _check("expire", dossier, actor, now, None)
+    return _apply("expire", dossier, actor, now, "Date limite de dépôt dépassée.", closed_at=now)
+
+
+def cancel_grant(dossier: Dossier, actor: User, reason: str, *, now: datetime | None = None) -> AuditEvent:
+    """Admin only, with a reason: releases the commitment and returns the dossier to eligible."""
+    now = now or utcnow()
+    _check("cancel_grant", dossier, actor, now, reason)
+    envelopes.release(_envelope_of(dossier), dossier.granted_amount)
+    for pack_grant in db.session.scalars(select(PackGrant).where(PackGrant.dossier_id == dossier.id)):
+        db.session.delete(pack_grant)
+    return _apply("cancel_grant", dossier, actor, now, reason, granted_amount=None, decided_at=None)
+
+
+def reopen(dossier: Dossier, actor: User, reason: str, *, now: datetime | None = None) -> AuditEvent:
+    now = now or utcnow()
+    _check("reopen", dossier, actor, now, reason)
+    return _apply("reopen", dossier, actor, now, reason, decided_at=None, closed_at=None)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _envelope_of(dossier: Dossier):
+    scope = dossier.cap_scope or scope_of(dossier)
+    params = parameters(dossier)
+    limit = params.rules(dossier.aid_number, dossier.submitted_at or params.opens_at).cap_amount
+    return envelopes.get_envelope(dossier.campaign_id, dossier.aid_number, scope, limit)
+
+
+def _grant_packs(dossier: Dossier) -> None:
+    """Aid 1: record each pack this dossier uses; the unique key refuses a pack granted twice."""
+    packs = (dossier.evaluation or {}).get("packs", [])
+    try:
+        with db.session.begin_nested():
+            for pack in packs:
+                db.session.add(PackGrant(campaign_id=dossier.campaign_id, pack=pack,
+                                         collectivite_id=dossier.collectivite_id, dossier_id=dossier.id))
+    except IntegrityError:
+        raise ActionConflict("Un des packs de ce dossier a déjà été attribué à la commune par un "
+                             "autre dossier : réexaminez le dossier.") from None

@@ -23,6 +23,7 @@ class OutboxMessage(Base):
     context: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    dossier = relationship("Dossier")
     deliveries: Mapped[list[Delivery]] = relationship(
         back_populates="message", order_by="Delivery.id", cascade="all, delete-orphan"
     )

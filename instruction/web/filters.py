@@ -1,4 +1,4 @@
-"""Jinja filters: French formatting of money and dates, in Europe/Paris."""
+"""Jinja filters: French formatting of money, numbers and dates, in Europe/Paris."""
 
 from __future__ import annotations
 
@@ -7,17 +7,13 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask
 
+from instruction.rules.formatting import format_date_fr, format_euros, format_integer
+
 PARIS = ZoneInfo("Europe/Paris")
-MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
-          "octobre", "novembre", "décembre")
 
 
 def euros(value) -> str:
-    if value is None:
-        return "—"
-    from instruction.rules.formatting import format_euros
-
-    return format_euros(value)
+    return "—" if value is None else format_euros(value)
 
 
 def date_fr(value: date | datetime | None) -> str:
@@ -25,20 +21,18 @@ def date_fr(value: date | datetime | None) -> str:
         return "—"
     if isinstance(value, datetime):
         value = value.astimezone(PARIS).date()
-    return f"{value.day}{'er' if value.day == 1 else ''} {MONTHS[value.month - 1]} {value.year}"
+    return format_date_fr(value)
 
 
 def datetime_fr(value: datetime | None) -> str:
     if value is None:
         return "—"
     local = value.astimezone(PARIS)
-    return f"{date_fr(local)} à {local:%H:%M}"
+    return f"{format_date_fr(local.date())} à {local:%H:%M}"
 
 
 def number_fr(value: int | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,}".replace(",", "\u00a0")
+    return "—" if value is None else format_integer(value)
 
 
 def register_filters(app: Flask) -> None:

@@ -1,8 +1,8 @@
 """workflow envelopes payments outbox
 
-Revision ID: 98be42a3b713
+Revision ID: aec64b92139a
 Revises: 4a50a64237c0
-Create Date: 2026-11-28 13:02:42.010732
+Create Date: 2026-11-28 13:05:53.802071
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '98be42a3b713'
+revision = 'aec64b92139a'
 down_revision = '4a50a64237c0'
 branch_labels = None
 depends_on = None
@@ -72,8 +72,6 @@ def upgrade():
     sa.Column('collectivite_id', sa.Integer(), nullable=False),
     sa.Column('pack', sa.Integer(), nullable=False),
     sa.Column('dossier_id', sa.Integer(), nullable=False),
-    sa.Column('amount', sa.Numeric(precision=12, scale=2), nullable=False),
-    sa.CheckConstraint('amount > 0', name=op.f('ck_pack_grant_amount_positive')),
     sa.CheckConstraint('pack BETWEEN 1 AND 3', name=op.f('ck_pack_grant_pack')),
     sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_pack_grant_campaign_id_campaign')),
     sa.ForeignKeyConstraint(['collectivite_id'], ['collectivite.id'], name=op.f('fk_pack_grant_collectivite_id_collectivite')),

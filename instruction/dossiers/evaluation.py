@@ -1,0 +1,94 @@
+"""Bridge between the database and the pure rule module: build its inputs, read its decision."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from instruction import rules
+from instruction.dossiers.models import Dossier, Envelope, PackGrant
+from instruction.extensions import db
+from instruction.territory.models import Collectivite
+
+
+def applicant_for(collectivite: Collectivite, population: int | None = None) -> rules.Applicant:
+    """The rule module's view of a collectivité; ``population`` overrides it (frozen on a dossier)."""
+    if population is None:
+        population = collectivite.population
+    if collectivite.kind == "epci":
+        return rules.Applicant(kind="epci", id=collectivite.siren, name=collectivite.name,
+                               population=population)
+    epci = collectivite.epci
+    return rules.Applicant(
+        kind=collectivite.kind,
+        id=collectivite.insee if collectivite.kind == "commune" else collectivite.siren,
+        name=collectivite.name,
+        population=population,
+        epci_siren=epci.siren if epci else None,
+        epci_name=epci.name if epci else None,
+        epci_population=epci.population if epci else None,
+        is_ville_centre=bool(epci and epci.ville_centre_id == collectivite.id),
+    )
+
+
+def expense_lines(dossier: Dossier) -> list[rules.ExpenseLine]:
+    return [rules.ExpenseLine(category=line.category, amount_ht=line.amount_ht, label=line.label,
+                              pack=line.pack, months=line.months) for line in dossier.lines]
+
+
+def parameters(dossier: Dossier) -> rules.CampaignParameters:
+    return rules.load_campaign(dossier.campaign.code)
+
+
+def scope_of(dossier: Dossier) -> str | None:
+    """The dossier's cap scope, or None when it cannot be determined (no EPCI)."""
+    try:
+        return rules.cap_scope(applicant_for(dossier.collectivite), dossier.aid_number, parameters(dossier))
+    except ValueError:
+        return None
+
+
+def envelope_consumed(campaign_id: int, aid_number: int, scope: str | None) -> Decimal:
+    if scope is None:
+        return Decimal("0.00")
+    consumed = db.session.scalar(select(Envelope.consumed).where(
+        Envelope.campaign_id == campaign_id, Envelope.aid_number == aid_number, Envelope.scope == scope))
+    return consumed if consumed is not None else Decimal("0.00")
+
+
+def packs_granted(campaign_id: int, collectivite_id: int) -> frozenset[int]:
+    return frozenset(db.session.scalars(select(PackGrant.pack).where(
+        PackGrant.campaign_id == campaign_id, PackGrant.collectivite_id == collectivite_id)))
+
+
+def evaluate_dossier(dossier: Dossier, at: datetime) -> rules.Decision:
+    """Evaluate the dossier as if submitted at ``at`` (its submission instant once submitted),
+    against what its envelope has committed now."""
+    scope = scope_of(dossier)
+    consumption = rules.Consumption(
+        consumed=envelope_consumed(dossier.campaign_id, dossier.aid_number, scope),
+        packs_granted=packs_granted(dossier.campaign_id, dossier.collectivite_id)
+        if dossier.aid_number == 1 else frozenset(),
+    )
+    applicant = applicant_for(dossier.collectivite, dossier.population)
+    return rules.evaluate(applicant, dossier.aid_number, expense_lines(dossier),
+                          dossier.submitted_at or at, parameters(dossier), consumption)
+
+
+def decision_as_json(decision: rules.Decision) -> dict:
+    """The frozen form stored on the dossier (strings for money, never floats)."""
+    return {
+        "eligible": decision.eligible,
+        "findings": [{"code": f.code, "ok": f.ok, "message": f.message, "blocking": f.blocking}
+                     for f in decision.findings],
+        "eligible_base": str(decision.eligible_base),
+        "computed_amount": str(decision.computed_amount),
+        "amount": str(decision.amount),
+        "cap": {"scope": decision.cap.scope, "limit": str(decision.cap.limit),
+                "consumed_before": str(decision.cap.consumed_before),
+                "consumed_after": str(decision.cap.consumed_after)},
+        "packs": sorted(decision.packs_granted),
+        "parameters_version": decision.parameters_version,
+    }

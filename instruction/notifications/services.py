@@ -1,0 +1,33 @@
+"""Queue notifications in the outbox, in the caller's transaction (delivery is the worker's job)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+
+from instruction.accounts.models import User
+from instruction.extensions import db
+from instruction.notifications.models import Delivery, OutboxMessage
+
+
+def queue(kind: str, *, key: str, recipients: Iterable[User], dossier=None,
+          context: dict | None = None) -> OutboxMessage | None:
+    """Write one outbox row and one delivery per recipient. ``key`` is unique: queuing the same
+    key twice returns the existing row and adds nothing."""
+    existing = db.session.scalar(select(OutboxMessage).where(OutboxMessage.key == key))
+    if existing is not None:
+        return existing
+    seen: set[str] = set()
+    deliveries = []
+    for user in recipients:
+        if user is None or not user.active or user.email in seen:
+            continue
+        seen.add(user.email)
+        deliveries.append(Delivery(user=user, email=user.email))
+    if not deliveries:
+        return None
+    message = OutboxMessage(key=key, kind=kind, dossier=dossier, context=context or {},
+                            deliveries=deliveries)
+    db.session.add(message)
+    return message
