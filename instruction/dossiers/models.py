@@ -155,6 +155,7 @@ class Document(Base):
 
     dossier: Mapped[Dossier] = relationship(back_populates="documents")
     line: Mapped[ExpenseLine | None] = relationship(back_populates="documents")
+    uploaded_by: Mapped[User | None] = relationship()
 
 
 class AuditEvent(Base):

@@ -1,0 +1,249 @@
+"""The lifecycle: every transition × every role, the guards, the audit trail and the outbox."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from instruction.dossiers import services
+from instruction.dossiers.models import AuditEvent, Envelope, PackGrant
+from instruction.dossiers.workflow import SYSTEM, TRANSITIONS, Context, available_actions
+from instruction.notifications.models import OutboxMessage
+from tests import factories
+from tests.factories import NOW
+
+ROLES = ("applicant", "instructor", "finance", "admin", SYSTEM)
+# The state each action starts from in these tests, and how to call it.
+START = {
+    "submit": "draft", "request_documents": "received", "resubmit": "incomplete",
+    "declare_eligible": "received", "declare_ineligible": "received", "grant": "eligible",
+    "refuse": "received", "record_payment": "granted", "record_final_payment": "granted",
+    "withdraw": "received", "expire": "draft", "cancel_grant": "granted", "reopen": "refused",
+}
+AFTER_DEADLINE = datetime(2027, 7, 1, 8, 0, tzinfo=UTC)
+
+
+def call(action, dossier, actor, now=NOW):
+    if action in ("request_documents", "declare_ineligible", "refuse", "withdraw", "cancel_grant", "reopen"):
+        return getattr(services, action)(dossier, actor, "Motif de test", now=now)
+    if action == "resubmit":
+        return services.resubmit(dossier, actor, "Voici la pièce.", now=now)
+    if action in ("record_payment", "record_final_payment"):
+        amount = Decimal("100.00") if action == "record_payment" else dossier.granted_amount
+        return services.record_payment(dossier, actor, amount=amount, paid_on=date(2026, 12, 2),
+                                       reference="MANDAT-42", final=action == "record_final_payment", now=now)
+    if action == "expire":
+        return services.expire(dossier, actor, now=AFTER_DEADLINE)
+    return getattr(services, action)(dossier, actor, now=now)
+
+
+def actor_for(role, dossier):
+    if role == SYSTEM:
+        return None
+    if role == "applicant":
+        return factories.applicant_of(dossier.collectivite)
+    return factories.staff(role)
+
+
+def test_start_states_cover_the_table():
+    assert set(START) == set(TRANSITIONS)
+
+
+@pytest.mark.parametrize("action", sorted(TRANSITIONS))
+@pytest.mark.parametrize("role", ROLES)
+def test_every_transition_for_every_role(session, action, role):
+    transition = TRANSITIONS[action]
+    dossier = factories.dossier(START[action])
+    before = dossier.state
+    events_before = len(dossier.events)
+    if role in transition.roles:
+        event = call(action, dossier, actor_for(role, dossier))
+        assert dossier.state == transition.target
+        assert (event.from_state, event.to_state, event.action) == (before, transition.target, action)
+        assert event.actor_id == (None if role == SYSTEM else actor_for(role, dossier).id)
+        session.commit()
+        session.refresh(dossier)
+        assert len(dossier.events) == events_before + 1
+    else:
+        with pytest.raises(services.ActionForbidden):
+            call(action, dossier, actor_for(role, dossier))
+        assert dossier.state == before
+
+
+@pytest.mark.parametrize("action", sorted(TRANSITIONS))
+def test_transition_refused_from_a_wrong_state(session, action):
+    wrong = "paid" if START[action] != "paid" else "draft"
+    dossier = factories.dossier(wrong)
+    role = next(r for r in TRANSITIONS[action].roles if r != SYSTEM)
+    with pytest.raises(services.ActionConflict) as error:
+        call(action, dossier, actor_for(role, dossier))
+    assert error.value.status == 409
+    assert dossier.state == wrong
+
+
+def test_applicant_of_another_collectivite_is_forbidden(session):
+    dossier = factories.dossier("draft")
+    stranger = factories.user("applicant", collectivite=factories.commune("21005"))
+    with pytest.raises(services.ActionForbidden, match="n'appartient pas"):
+        services.submit(dossier, stranger, now=NOW)
+
+
+def test_submit_after_deadline_is_refused_and_last_second_accepted(session):
+    deadline = factories.campaign().deadline_at
+    late = factories.dossier("draft")
+    with pytest.raises(services.ActionConflict, match="Date limite dépassée.*30 juin 2027"):
+        services.submit(late, factories.applicant_of(late.collectivite), now=deadline)
+    just_in_time = factories.dossier("draft")
+    services.submit(just_in_time, factories.applicant_of(just_in_time.collectivite),
+                    now=deadline - timedelta(seconds=1))
+    assert just_in_time.state == "received"
+
+
+def test_submit_says_what_is_missing(session):
+    dossier = factories.dossier("draft", lines=[])
+    author = factories.applicant_of(dossier.collectivite)
+    with pytest.raises(services.ActionConflict, match="au moins une ligne"):
+        services.submit(dossier, author, now=NOW)
+    line = services.add_line(dossier, category="equipement", label="Serveur", amount_ht=Decimal("900.00"))
+    session.flush()
+    with pytest.raises(services.ActionConflict, match="« Serveur »"):
+        services.submit(dossier, author, now=NOW)
+
+
+def test_submit_refused_when_the_rules_say_ineligible(session):
+    big_epci = factories.epci("242100410")  # Dijon Métropole, over 50,000 inhabitants
+    dossier = factories.dossier("draft", aid=2, collectivite=big_epci)
+    with pytest.raises(services.ActionConflict, match="50"):
+        services.submit(dossier, factories.applicant_of(big_epci), now=NOW)
+    assert dossier.state == "draft"
+
+
+def test_submit_freezes_population_and_scope(session):
+    dossier = factories.dossier("received", aid=4)
+    assert dossier.population == 22152 and dossier.population_year == 2022
+    assert dossier.cap_scope == "epci-territoire:200000925"
+    assert dossier.requested_amount == Decimal("4800.00")
+
+
+def test_double_submission_leaves_one_event(session):
+    dossier = factories.dossier("draft")
+    author = factories.applicant_of(dossier.collectivite)
+    services.submit(dossier, author, now=NOW)
+    with pytest.raises(services.ActionConflict):
+        services.submit(dossier, author, now=NOW)
+    submits = session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.dossier_id == dossier.id, AuditEvent.action == "submit"))
+    assert submits == 1
+
+
+def test_reason_is_required_where_the_table_says(session):
+    dossier = factories.dossier("received")
+    with pytest.raises(services.InvalidAction, match="Indiquez un motif"):
+        services.refuse(dossier, factories.staff(), "   ", now=NOW)
+
+
+def test_grant_commits_to_the_envelope_and_never_beyond(session):
+    first = factories.dossier("granted", aid=2, lines=[{"category": "equipement", "label": "A", "amount_ht": "70000.00"}])
+    assert first.granted_amount == Decimal("28000.00")
+    second = factories.dossier("eligible", aid=2, lines=[{"category": "equipement", "label": "B", "amount_ht": "10000.00"}])
+    # Declared eligible with the cap in view: 2,000 € left of 30,000 €.
+    assert second.computed_amount == Decimal("2000.00")
+    third = factories.dossier("eligible", aid=2, lines=[{"category": "equipement", "label": "C", "amount_ht": "10000.00"}])
+    services.grant(second, factories.staff(), Decimal("1500.00"), now=NOW)
+    with pytest.raises(services.ActionConflict, match="ne peut plus recevoir que 500,00"):
+        services.grant(third, factories.staff(), now=NOW)
+    services.grant(third, factories.staff(), Decimal("500.00"), now=NOW)
+    envelope = session.scalar(select(Envelope).where(Envelope.scope == "epci:200000925"))
+    assert envelope.consumed == envelope.cap_limit == Decimal("30000.00")
+
+
+def test_grant_more_than_computed_is_refused(session):
+    dossier = factories.dossier("eligible")
+    with pytest.raises(services.InvalidAction, match="ne peut pas dépasser"):
+        services.grant(dossier, factories.staff(), dossier.computed_amount + Decimal("0.01"), now=NOW)
+
+
+def test_refused_or_cancelled_grants_release_the_envelope(session):
+    dossier = factories.dossier("granted", aid=2)
+    envelope = session.scalar(select(Envelope).where(Envelope.scope == "epci:200000925"))
+    assert envelope.consumed == Decimal("4000.00")
+    services.cancel_grant(dossier, factories.staff("admin"), "Erreur d'instruction", now=NOW)
+    session.refresh(envelope)
+    assert envelope.consumed == Decimal("0.00") and dossier.state == "eligible"
+    assert dossier.granted_amount is None
+
+
+def test_partial_then_final_payment_releases_the_unpaid_remainder(session):
+    dossier = factories.dossier("granted", aid=2)  # 4,000.00 granted
+    finance = factories.staff("finance")
+    services.record_payment(dossier, finance, amount=Decimal("1000.00"), paid_on=date(2026, 12, 1),
+                            reference="M-1", final=False, now=NOW)
+    assert dossier.state == "granted" and dossier.paid_amount == Decimal("1000.00")
+    with pytest.raises(services.InvalidAction, match="dépasse le montant attribué"):
+        services.record_payment(dossier, finance, amount=Decimal("3000.01"), paid_on=date(2026, 12, 2),
+                                reference="M-2", final=False, now=NOW)
+    services.record_payment(dossier, finance, amount=Decimal("2500.00"), paid_on=date(2026, 12, 3),
+                            reference="M-3", final=True, now=NOW)
+    assert dossier.state == "paid" and dossier.paid_amount == Decimal("3500.00")
+    envelope = session.scalar(select(Envelope).where(Envelope.scope == "epci:200000925"))
+    assert envelope.consumed == Decimal("3500.00")
+
+
+def test_payments_summing_to_the_grant_mark_it_paid(session):
+    dossier = factories.dossier("granted", aid=2)
+    services.record_payment(dossier, factories.staff("finance"), amount=Decimal("4000.00"),
+                            paid_on=date(2026, 12, 1), reference="M-1", final=False, now=NOW)
+    assert dossier.state == "paid"
+
+
+def test_aid1_pack_is_granted_once_per_commune(session):
+    first = factories.dossier("granted", aid=1)
+    assert first.granted_amount == Decimal("1000.00")
+    second = factories.dossier("received", aid=1, lines=[
+        {"category": "equipement", "label": "Écran", "amount_ht": "800.00", "pack": 1},
+        {"category": "logiciel", "label": "Logiciel", "amount_ht": "400.00", "pack": 2},
+    ])
+    services.declare_eligible(second, factories.staff(), now=NOW)
+    assert second.computed_amount == Decimal("400.00")  # pack 1 already granted
+    services.grant(second, factories.staff(), now=NOW)
+    packs = session.scalars(select(PackGrant.pack).where(PackGrant.collectivite_id == first.collectivite_id))
+    assert sorted(packs) == [1, 2]
+
+
+def test_expire_only_after_the_deadline(session):
+    dossier = factories.dossier("draft")
+    with pytest.raises(services.ActionConflict, match="pas encore passée"):
+        services.expire(dossier, None, now=NOW)
+    services.expire(dossier, None, now=AFTER_DEADLINE)
+    assert dossier.state == "expired" and dossier.closed_at == AFTER_DEADLINE
+
+
+def test_every_transition_queues_a_notification_once(session):
+    dossier = factories.dossier("received")
+    messages = session.scalars(select(OutboxMessage).where(OutboxMessage.dossier_id == dossier.id)).all()
+    assert [m.kind for m in messages] == ["submit"]
+    assert [d.email for d in messages[0].deliveries] == [factories.applicant_of(dossier.collectivite).email]
+
+
+def test_audit_trail_records_actor_states_instant_and_reason(session):
+    dossier = factories.dossier("refused")
+    trail = [(e.action, e.from_state, e.to_state) for e in dossier.events]
+    assert trail == [("create", None, "draft"), ("submit", "draft", "received"),
+                     ("refuse", "received", "refused")]
+    refusal = dossier.events[-1]
+    assert refusal.reason == "Motif" and refusal.at == NOW
+    assert refusal.actor.role == "instructor"
+
+
+def test_available_actions_explain_what_is_unavailable(session):
+    dossier = factories.dossier("draft", lines=[])
+    ctx = Context(role="applicant", now=NOW, collectivite_id=dossier.collectivite_id)
+    actions = {a.transition.action: a for a in available_actions(dossier, ctx)}
+    assert set(actions) == {"submit"}
+    assert actions["submit"].reason == "Ajoutez au moins une ligne de dépense."
+    staff_actions = available_actions(factories.dossier("received"), Context(role="instructor", now=NOW))
+    assert {a.transition.action for a in staff_actions} == {
+        "request_documents", "declare_eligible", "declare_ineligible", "refuse"}
