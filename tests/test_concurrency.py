@@ -1,0 +1,80 @@
+"""Grants racing for one envelope never exceed its cap, on PostgreSQL and on SQLite.
+
+Each grant runs in its own thread with its own connection and transaction, all released at once
+by a barrier, against a database of their own (committed data, not the per-test transaction).
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from flask_migrate import upgrade
+from sqlalchemy import select
+
+from instruction.campaigns.services import sync_campaigns
+from instruction.dossiers import services
+from instruction.dossiers.models import Dossier, Envelope
+from instruction.extensions import db
+from instruction.territory.services import import_territory
+from tests import factories
+from tests.conftest import TEST_DATABASE_URL, make_test_app, recreate_database
+
+GRANTS = 12  # 12 × 4,000 € asked of a 30,000 € envelope: exactly 7 fit
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def committed_app(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'race.db'}"
+    else:
+        url = sa.make_url(TEST_DATABASE_URL).set(database="instruction_test_race")
+        url = url.render_as_string(hide_password=False)
+        recreate_database(url)
+    app = make_test_app(url, tmp_path)
+    with app.app_context():
+        upgrade()
+        import_territory()
+        sync_campaigns()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_racing_grants_never_exceed_the_cap(committed_app):
+    ids = []
+    for _ in range(GRANTS):
+        dossier = factories.dossier("eligible", aid=2)  # 10,000 € HT → 4,000 € each
+        db.session.commit()
+        ids.append(dossier.id)
+    instructor_id = factories.staff("instructor").id
+    db.session.remove()
+
+    barrier = threading.Barrier(GRANTS)
+
+    def grant(dossier_id: int) -> str:
+        with committed_app.app_context():
+            try:
+                barrier.wait(timeout=30)
+                dossier = db.session.get(Dossier, dossier_id)
+                instructor = db.session.get(factories.User, instructor_id)
+                services.grant(dossier, instructor, now=factories.NOW)
+                db.session.commit()
+                return "granted"
+            except services.ActionConflict:
+                db.session.rollback()
+                return "refused"
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(max_workers=GRANTS) as pool:
+        outcomes = list(pool.map(grant, ids))
+
+    envelope = db.session.scalar(select(Envelope).where(Envelope.scope == "epci:200000925"))
+    granted = db.session.scalars(select(Dossier.granted_amount).where(Dossier.state == "granted")).all()
+    assert outcomes.count("granted") == 7 and outcomes.count("refused") == 5
+    assert envelope.consumed == sum(granted, Decimal("0.00")) == Decimal("28000.00")
+    assert envelope.consumed <= envelope.cap_limit
