@@ -21,6 +21,12 @@ TEST_DATABASE_URL = os.environ.get(
 )
 
 
+def sibling_database_url(suffix: str) -> str:
+    """Another database on the same server, for tests that need committed data of their own."""
+    url = sa.make_url(TEST_DATABASE_URL)
+    return url.set(database=f"{url.database}_{suffix}").render_as_string(hide_password=False)
+
+
 def recreate_database(url: str) -> None:
     target = sa.make_url(url)
     admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")

@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-import sqlalchemy as sa
 from flask_migrate import upgrade
 from sqlalchemy import select
 
@@ -21,7 +20,7 @@ from instruction.dossiers.models import Dossier, Envelope
 from instruction.extensions import db
 from instruction.territory.services import import_territory
 from tests import factories
-from tests.conftest import TEST_DATABASE_URL, make_test_app, recreate_database
+from tests.conftest import make_test_app, recreate_database, sibling_database_url
 
 GRANTS = 12  # 12 × 4,000 € asked of a 30,000 € envelope: exactly 7 fit
 
@@ -31,8 +30,7 @@ def committed_app(request, tmp_path):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'race.db'}"
     else:
-        url = sa.make_url(TEST_DATABASE_URL).set(database="instruction_test_race")
-        url = url.render_as_string(hide_password=False)
+        url = sibling_database_url("race")
         recreate_database(url)
     app = make_test_app(url, tmp_path)
     with app.app_context():

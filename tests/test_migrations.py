@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
 from instruction.extensions import db
-from tests.conftest import TEST_DATABASE_URL, make_test_app, recreate_database
+from tests.conftest import make_test_app, recreate_database, sibling_database_url
 
 
 def _schema_differences(app) -> list:
@@ -22,8 +22,7 @@ def _schema_differences(app) -> list:
 def empty_database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'empty.db'}"
-    url = sa.make_url(TEST_DATABASE_URL).set(database="instruction_test_migrations")
-    url = url.render_as_string(hide_password=False)
+    url = sibling_database_url("migrations")
     recreate_database(url)
     return url
 

@@ -81,6 +81,8 @@ class Dossier(Base):
     computed_amount: Mapped[Decimal | None] = mapped_column(Money)
     granted_amount: Mapped[Decimal | None] = mapped_column(Money)
     paid_amount: Mapped[Decimal | None] = mapped_column(Money)
+    # Token of the form that created the draft: a double click never creates two dossiers.
+    client_token: Mapped[str | None] = mapped_column(String(64), unique=True)
     # Key of the cap this dossier counts toward (e.g. ``epci-territoire:200000925``), set at submission.
     cap_scope: Mapped[str | None] = mapped_column(String(60), index=True)
     # Rule evaluation frozen when declared eligible (findings, base, amounts, parameters version).

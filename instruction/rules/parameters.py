@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from types import MappingProxyType
 from typing import Any
@@ -383,7 +383,7 @@ def available_campaigns() -> tuple[str, ...]:
                         if entry.name.endswith(".yaml")))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_campaign(code: str) -> CampaignParameters:
     """The packaged campaign ``code`` (cached). UnknownCampaignError, or ParameterError if malformed."""
     if not isinstance(code, str) or not _CODE.fullmatch(code):
