@@ -1,0 +1,32 @@
+"""Who may see what: the one place that loads a dossier for a user (404 when not visible)."""
+
+from __future__ import annotations
+
+from flask import abort
+from sqlalchemy import Select
+
+from instruction.accounts.models import User
+from instruction.dossiers.models import Dossier
+from instruction.extensions import db
+
+
+def can_see(user: User, dossier: Dossier) -> bool:
+    """Staff see every dossier; an applicant sees the dossiers of their collectivité."""
+    if user.is_staff:
+        return True
+    return user.role == "applicant" and dossier.collectivite_id == user.collectivite_id
+
+
+def visible_dossiers(user: User, query: Select) -> Select:
+    """Restrict a ``select(Dossier)`` to what ``user`` may see."""
+    if user.is_staff:
+        return query
+    return query.where(Dossier.collectivite_id == user.collectivite_id)
+
+
+def get_dossier_for(user: User, dossier_id: int) -> Dossier:
+    """The dossier if ``user`` may see it; 404 otherwise (never reveal that it exists)."""
+    dossier = db.session.get(Dossier, dossier_id)
+    if dossier is None or not can_see(user, dossier):
+        abort(404)
+    return dossier
