@@ -19,13 +19,15 @@ def main() -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from instruction.demo import demo_cli
     from instruction.campaigns.cli import campaigns_cli
+    from instruction.demo import demo_cli
+    from instruction.simulation import simulate_command
     from instruction.territory.cli import territory_cli
 
     app.cli.add_command(territory_cli)
     app.cli.add_command(campaigns_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(simulate_command)
 
 
 @main.command("serve")

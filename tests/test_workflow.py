@@ -107,7 +107,7 @@ def test_submit_says_what_is_missing(session):
     author = factories.applicant_of(dossier.collectivite)
     with pytest.raises(services.ActionConflict, match="au moins une ligne"):
         services.submit(dossier, author, now=NOW)
-    line = services.add_line(dossier, category="equipement", label="Serveur", amount_ht=Decimal("900.00"))
+    services.add_line(dossier, category="equipement", label="Serveur", amount_ht=Decimal("900.00"))
     session.flush()
     with pytest.raises(services.ActionConflict, match="« Serveur »"):
         services.submit(dossier, author, now=NOW)

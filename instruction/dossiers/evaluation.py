@@ -75,20 +75,3 @@ def evaluate_dossier(dossier: Dossier, at: datetime) -> rules.Decision:
     applicant = applicant_for(dossier.collectivite, dossier.population)
     return rules.evaluate(applicant, dossier.aid_number, expense_lines(dossier),
                           dossier.submitted_at or at, parameters(dossier), consumption)
-
-
-def decision_as_json(decision: rules.Decision) -> dict:
-    """The frozen form stored on the dossier (strings for money, never floats)."""
-    return {
-        "eligible": decision.eligible,
-        "findings": [{"code": f.code, "ok": f.ok, "message": f.message, "blocking": f.blocking}
-                     for f in decision.findings],
-        "eligible_base": str(decision.eligible_base),
-        "computed_amount": str(decision.computed_amount),
-        "amount": str(decision.amount),
-        "cap": {"scope": decision.cap.scope, "limit": str(decision.cap.limit),
-                "consumed_before": str(decision.cap.consumed_before),
-                "consumed_after": str(decision.cap.consumed_after)},
-        "packs": sorted(decision.packs_granted),
-        "parameters_version": decision.parameters_version,
-    }

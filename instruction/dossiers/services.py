@@ -20,7 +20,7 @@ from instruction.accounts.models import User
 from instruction.campaigns.models import Campaign
 from instruction.db import utcnow
 from instruction.dossiers import envelopes
-from instruction.dossiers.evaluation import decision_as_json, evaluate_dossier, parameters, scope_of
+from instruction.dossiers.evaluation import evaluate_dossier, parameters, scope_of
 from instruction.dossiers.models import (
     AuditEvent,
     Dossier,
@@ -33,6 +33,7 @@ from instruction.dossiers.workflow import SYSTEM, TRANSITIONS, Context, unavaila
 from instruction.extensions import db
 from instruction.notifications import services as notifications
 from instruction.rules.formatting import format_euros
+from instruction.rules.simulator import decision_as_dict
 
 CENT = Decimal("0.01")
 
@@ -201,7 +202,7 @@ def declare_eligible(dossier: Dossier, actor: User, *, now: datetime | None = No
     if not decision.eligible:
         raise ActionConflict(f"Les règles ne permettent pas de déclarer ce dossier éligible. "
                              f"{_failed_findings(decision)}")
-    return _apply("declare_eligible", dossier, actor, now, None, evaluation=decision_as_json(decision),
+    return _apply("declare_eligible", dossier, actor, now, None, evaluation=decision_as_dict(decision),
                   computed_amount=decision.amount, cap_scope=decision.cap.scope)
 
 
@@ -310,7 +311,7 @@ def _envelope_of(dossier: Dossier):
 
 def _grant_packs(dossier: Dossier) -> None:
     """Aid 1: record each pack this dossier uses; the unique key refuses a pack granted twice."""
-    packs = (dossier.evaluation or {}).get("packs", [])
+    packs = (dossier.evaluation or {}).get("packs_granted", [])
     try:
         with db.session.begin_nested():
             for pack in packs:

@@ -1,0 +1,63 @@
+"""``instruction simulate``: the rule engine over a sequence of dossiers, beneficiaries resolved
+from the loaded territory data. JSON in, JSON out (format: docs/rules.md)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from instruction import rules
+from instruction.campaigns.models import Campaign
+from instruction.dossiers.evaluation import applicant_for
+from instruction.dossiers.models import Envelope
+from instruction.extensions import db
+from instruction.rules.simulator import render_simulation_json
+from instruction.territory.models import Collectivite, Commune, Epci, Sivos
+
+
+def resolve_beneficiary(beneficiary: dict) -> rules.Applicant:
+    """{"commune": INSEE} | {"epci": SIREN} | {"sivos": SIREN} | {"sivos": {"name", "epci"}}."""
+    (kind, value), = beneficiary.items()
+    if kind == "sivos" and isinstance(value, dict):
+        epci = db.session.scalar(select(Epci).where(Epci.siren == value["epci"]))
+        if epci is None:
+            raise rules.SimulationInputError(f"EPCI inconnu : « {value['epci']} » (SIREN attendu).")
+        return rules.Applicant(kind="sivos", id=value["name"], name=value["name"],
+                               epci_siren=epci.siren, epci_name=epci.name,
+                               epci_population=epci.population)
+    model: type[Collectivite] = {"commune": Commune, "epci": Epci, "sivos": Sivos}[kind]
+    column = Commune.insee if kind == "commune" else model.siren
+    found = db.session.scalar(select(model).where(column == value))
+    if found is None:
+        what = {"commune": "commune inconnue (code INSEE", "epci": "EPCI inconnu (SIREN",
+                "sivos": "SIVOS inconnu (SIREN"}[kind]
+        raise rules.SimulationInputError(f"{what} « {value} »).")
+    return applicant_for(found)
+
+
+def committed_consumption(campaign_code: str, aid: int, scope: str) -> rules.Consumption:
+    """What the database's envelope for (campaign, aid, scope) has already committed."""
+    consumed = db.session.scalar(
+        select(Envelope.consumed).join(Campaign, Campaign.id == Envelope.campaign_id)
+        .where(Campaign.code == campaign_code, Envelope.aid_number == aid, Envelope.scope == scope))
+    return rules.Consumption(consumed=consumed or 0, scope=scope)
+
+
+@click.command("simulate")
+@click.argument("source", type=click.File("rb"))
+@click.option("--with-commitments", is_flag=True,
+              help="Partir de ce que les enveloppes ont déjà engagé en base (sinon : vides).")
+@with_appcontext
+def simulate_command(source, with_commitments: bool) -> None:
+    """Simulate a sequence of dossiers: SOURCE is a JSON file, or - for standard input."""
+    try:
+        payload = rules.parse_simulation_json(source.read())
+        result = rules.simulate(payload, resolve_beneficiary,
+                                initial=committed_consumption if with_commitments else None)
+    except rules.SimulationInputError as error:
+        click.echo(f"Entrée invalide : {error}", err=True)
+        sys.exit(2)
+    click.echo(render_simulation_json(result))
