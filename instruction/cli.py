@@ -37,4 +37,7 @@ def serve_command(host: str, port: int) -> None:
     """Serve the web application (embedded default: for a demo or a workstation)."""
     app = _create_app()
     click.echo(f"Application servie sur http://{host}:{port}")
-    app.run(host=host, port=port, threaded=True, use_reloader=False)
+    # Not app.run(): Flask ignores it inside its own CLI.
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app, threaded=True, use_reloader=False)
