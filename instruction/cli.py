@@ -41,3 +41,7 @@ def serve_command(host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
     run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+if __name__ == "__main__":  # python -m instruction.cli
+    main()
