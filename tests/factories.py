@@ -115,3 +115,93 @@ def dossier(state: str = "draft", *, aid: int = 2, collectivite=None, lines=None
         else:
             getattr(services, step)(d, instructor if step != "withdraw" else author, "Motif", now=now)
     return d
+
+
+# --- volume --------------------------------------------------------------------------------------
+
+BULK_STATES = ("received", "incomplete", "eligible", "granted", "paid", "refused")
+
+
+def bulk_dossiers(n: int, *, aid: int = 2, collectivites=None, states=BULK_STATES, assignees=(),
+                  campaign_code: str = "demo", start: datetime = NOW) -> str:
+    """Insert ``n`` submitted dossiers in one ORM bulk INSERT (no lines, events nor envelopes):
+    for volume tests and benchmarks of the queue. Amounts are Decimal; each dossier is submitted one
+    minute before the previous one. Returns the reference prefix of the batch."""
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from instruction.dossiers.models import Dossier
+    from instruction.rules import load_campaign
+
+    camp = campaign(campaign_code)
+    scope_kind = load_campaign(campaign_code).aid(aid).cap_scope
+    collectivites = list(collectivites or [epci("200000925")])
+    scopes = [f"commune:{c.insee}" if scope_kind == "commune" else f"{scope_kind}:{c.epci.siren}"
+              for c in collectivites]
+    prefix = f"B{next(_seq)}"
+    rows = []
+    for i in range(n):
+        state = states[i % len(states)]
+        k = i % len(collectivites)
+        requested = Decimal(1000 + (i * 37) % 9000)
+        computed = requested if state not in ("received", "incomplete") else None
+        granted = computed if state in ("granted", "paid") else None
+        submitted = start - timedelta(minutes=i)
+        rows.append({
+            "reference": f"{prefix}-A{aid}-{i:06d}", "campaign_id": camp.id, "aid_number": aid,
+            "collectivite_id": collectivites[k].id, "state": state, "title": f"Projet {i}",
+            "created_at": submitted, "updated_at": submitted, "submitted_at": submitted,
+            "requested_amount": requested, "computed_amount": computed, "granted_amount": granted,
+            "paid_amount": granted if state == "paid" else None, "cap_scope": scopes[k],
+            "assigned_to_id": assignees[i % len(assignees)].id if assignees and i % 3 else None,
+        })
+    db.session.execute(insert(Dossier), rows)
+    return prefix
+
+
+# --- files for the upload tests (portal) -------------------------------------------------------
+
+
+def pdf_bytes(text: str = "Facture") -> bytes:
+    """A small valid one-page PDF (correct cross-reference table)."""
+    stream = f"BT /F1 24 Tf 72 720 Td ({text}) Tj ET".encode("latin-1")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def png_bytes(width: int = 2, height: int = 2) -> bytes:
+    """A valid RGB PNG."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = b"".join(b"\x00" + b"\xff\x80\x00" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def jpeg_bytes() -> bytes:
+    """A tiny valid JPEG (1x1, grey)."""
+    return bytes.fromhex(
+        "ffd8ffe000104a46494600010101004800480000ffdb004300030202020203020202030303030406040404040408"
+        "06060506090809090a090809090a0c0f0c0a0b0e0b09090d110d0e0f101011100a0c12131210130f101010ffc9"
+        "000b080001000101011100ffcc000600101005ffda0008010100003f00d2cf20ffd9")

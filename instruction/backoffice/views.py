@@ -1,10 +1,264 @@
-from flask import Blueprint, render_template
-from flask_login import login_required
+"""Instructor and finance back-office: queue, dossier page and its actions, envelopes of an EPCI.
+
+Views parse and validate, then call a service through ``instruction.web.actions.perform``; the
+queries live in ``queries`` and ``envelope_figures``. Staff only: an applicant gets 403.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload, selectinload
+
+from instruction.backoffice import envelope_figures, queries
+from instruction.backoffice.forms import (
+    PAYMENT_ACTIONS,
+    REASON_LABELS,
+    ActionForm,
+    GrantForm,
+    PaymentForm,
+    first_error,
+    form_class,
+)
+from instruction.backoffice.presenters import evaluation_summary, event_label
+from instruction.campaigns.models import Campaign
+from instruction.campaigns.services import current_campaign
+from instruction.db import utcnow
+from instruction.dossiers import services
+from instruction.dossiers.access import can_see
+from instruction.dossiers.models import (
+    STATE_LABELS,
+    AuditEvent,
+    Dossier,
+    DossierMessage,
+    ExpenseLine,
+    Payment,
+)
+from instruction.dossiers.workflow import TRANSITIONS, available_actions
+from instruction.extensions import db, login_manager
+from instruction.rules.formatting import format_euros
+from instruction.rules.parameters import paris_date
+from instruction.territory.models import Collectivite, Epci, Sivos
+from instruction.web.actions import perform
 
 bp = Blueprint("backoffice", __name__, url_prefix="/instruction")
 
+MAX_ID = 2**31 - 1
+FORBIDDEN = "Votre rôle ne permet pas cette action sur le dossier."
+
+
+@bp.before_request
+def staff_only():
+    """Anonymous: to the login page. Signed in but not staff (an applicant): 403."""
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    if not current_user.is_staff:
+        abort(403)
+    return None
+
+
+def queue_counts() -> dict[str, int]:
+    """Tab counts without filters, for the staff home pages (one query, run only when called)."""
+    if not (current_user.is_authenticated and current_user.is_staff):
+        return {}
+    return queries.tab_counts(queries.QueueFilters(
+        tab=queries.default_tab(current_user.role), role=current_user.role, user_id=current_user.id))
+
+
+@bp.app_context_processor
+def home_helpers():
+    return {"queue_counts": queue_counts, "queue_tabs": queries.tabs_for}
+
+
+@bp.context_processor
+def backoffice_helpers():
+    return {"STATE_LABELS": STATE_LABELS}
+
+
+def _actor():
+    return current_user._get_current_object()
+
+
+# --- the queue -----------------------------------------------------------------------------------
+
+
+def _filters(options: queries.FilterOptions | None = None) -> queries.QueueFilters:
+    return queries.parse_filters(request.args, options or queries.FilterOptions.load(),
+                                 role=current_user.role, user_id=current_user.id)
+
 
 @bp.route("/")
-@login_required
 def queue():
-    return render_template("backoffice/queue.html")
+    options = queries.FilterOptions.load()
+    page = queries.queue_page(_filters(options))
+    return render_template(
+        "backoffice/queue.html", page=page, filters=page.filters, options=options,
+        tabs=queries.tabs_for(current_user.role), sorts=queries.SORTS,
+        state_choices=queries.STATE_CHOICES, kind_choices=queries.KIND_CHOICES,
+        can_take=current_user.role in queries.ASSIGNABLE_ROLES, unassigned=queries.UNASSIGNED,
+    )
+
+
+# --- the dossier page ----------------------------------------------------------------------------
+
+
+def _load(dossier_id: int) -> Dossier:
+    """The dossier with everything its page shows; 404 for a draft (it is the applicant's)."""
+    if not 0 < dossier_id <= MAX_ID:
+        abort(404)  # beyond the INTEGER column: the database would refuse the parameter
+    dossier = db.session.scalar(
+        select(Dossier).where(Dossier.id == dossier_id)
+        .options(
+            joinedload(Dossier.collectivite).joinedload(Collectivite.epci),
+            joinedload(Dossier.campaign), joinedload(Dossier.assigned_to),
+            selectinload(Dossier.lines).selectinload(ExpenseLine.documents),
+            selectinload(Dossier.documents),
+            selectinload(Dossier.events).joinedload(AuditEvent.actor),
+            selectinload(Dossier.payments).joinedload(Payment.recorded_by),
+            selectinload(Dossier.messages).joinedload(DossierMessage.author),
+        )
+        .execution_options(populate_existing=True))
+    if dossier is None or dossier.state == "draft" or not can_see(current_user, dossier):
+        abort(404)
+    return dossier
+
+
+def _nav_args() -> dict[str, str]:
+    """The queue's parameters the dossier page was opened with (kept on every link and form)."""
+    return {k: v for k, v in request.args.items() if k in _QUEUE_PARAMS}
+
+
+_QUEUE_PARAMS = ("onglet", "etat", "aide", "departement", "epci", "type", "instructeur", "depose_du",
+                 "depose_au", "q", "tri", "ordre", "page")
+
+
+def _blank_form(action: str, dossier: Dossier, today) -> FlaskForm:
+    cls = form_class(action)
+    if cls is GrantForm:
+        return GrantForm(formdata=None, data={"amount": dossier.computed_amount})
+    if cls is PaymentForm:
+        return PaymentForm(formdata=None, data={"paid_on": today})
+    return cls(formdata=None)
+
+
+def _render_dossier(dossier_id: int, *, error: str | None = None, status: int = 200,
+                    submitted: tuple[str, FlaskForm] | None = None):
+    dossier = _load(dossier_id)
+    now = utcnow()
+    ctx = services.context_for(_actor(), now)
+    actions = [a for a in available_actions(dossier, ctx)
+               if a.transition.action != "record_final_payment"]  # one payment form does both
+    forms = {a.transition.action: _blank_form(a.transition.action, dossier, paris_date(now))
+             for a in actions if a.allowed}
+    if submitted and submitted[0] in forms:
+        forms[submitted[0]] = submitted[1]
+    nav_args = _nav_args()
+    position = None
+    if "onglet" in nav_args:
+        position = queries.neighbours(_filters(), dossier.id)
+    return render_template(
+        "backoffice/dossier.html", dossier=dossier, now=now, actions=actions, forms=forms,
+        error=error, evaluation=evaluation_summary(dossier, now),
+        envelope=envelope_figures.for_dossier(dossier, now),
+        demand=envelope_figures.demand_of(dossier), nav_args=nav_args, position=position,
+        event_label=event_label, reason_labels=REASON_LABELS,
+        can_take=current_user.role in queries.ASSIGNABLE_ROLES and dossier.assigned_to_id != current_user.id,
+        take_form=ActionForm(formdata=None), per_page=queries.PER_PAGE,
+    ), status
+
+
+@bp.route("/dossiers/<int:dossier_id>")
+def dossier(dossier_id: int):
+    return _render_dossier(dossier_id)
+
+
+def _call(action: str, dossier: Dossier, form: FlaskForm):
+    """The service of ``action`` and its arguments, from the validated form."""
+    actor = _actor()
+    if action == "assign":
+        return services.assign, (dossier, actor), {}
+    if action == "grant":
+        return services.grant, (dossier, actor, form.amount.data), {}
+    if action in PAYMENT_ACTIONS:
+        return services.record_payment, (dossier, actor), {
+            "amount": form.amount.data, "paid_on": form.paid_on.data, "reference": form.reference.data,
+            "final": action == "record_final_payment" or bool(form.final.data)}
+    if TRANSITIONS[action].needs_reason:
+        return getattr(services, action), (dossier, actor, form.reason.data), {}
+    return getattr(services, action), (dossier, actor), {}
+
+
+def _success_message(action: str, dossier: Dossier, form: FlaskForm) -> str:
+    if action == "assign":
+        return f"Vous prenez en charge le dossier {dossier.reference}."
+    if action == "grant":
+        return f"Subvention de {format_euros(dossier.granted_amount)} attribuée au dossier {dossier.reference}."
+    if action in PAYMENT_ACTIONS:
+        message = f"Versement de {format_euros(form.amount.data)} enregistré."
+        if dossier.state == "paid":
+            message += f" Le dossier est soldé : {format_euros(dossier.paid_amount)} versés au total."
+        return message
+    messages = {
+        "request_documents": "La demande de pièces a été envoyée au demandeur.",
+        "declare_eligible": "Le dossier est déclaré éligible : l'évaluation des règles est figée.",
+        "declare_ineligible": "Le dossier est déclaré inéligible.",
+        "refuse": "Le dossier est refusé.",
+        "cancel_grant": "L'attribution est annulée : son montant est rendu à l'enveloppe.",
+        "reopen": "L'instruction du dossier est rouverte.",
+    }
+    return messages.get(action, f"{TRANSITIONS[action].label} : c'est fait.")
+
+
+def _safe_return(target: str | None) -> str | None:
+    """Only a back-office path is followed after an action (never another site)."""
+    if target and target.startswith(bp.url_prefix + "/") and "//" not in target and "\\" not in target:
+        return target
+    return None
+
+
+@bp.route("/dossiers/<int:dossier_id>/actions/<action>", methods=["POST"])
+def act(dossier_id: int, action: str):
+    """One route per action. Unknown: 404; not for this role: 403 whatever was posted; invalid
+    input: 400; refused by the service: its status (400/403/409) with its French message."""
+    if action != "assign" and action not in TRANSITIONS:
+        abort(404)
+    dossier = _load(dossier_id)
+    if action != "assign" and not TRANSITIONS[action].allows_role(services.context_for(_actor(), utcnow())):
+        return _render_dossier(dossier_id, error=FORBIDDEN, status=403)
+    form = form_class(action)()
+    if not form.validate():
+        return _render_dossier(dossier_id, error=first_error(form), status=400, submitted=(action, form))
+    operation, args, kwargs = _call(action, dossier, form)
+    error = perform(operation, *args, **kwargs)
+    if error is not None:
+        return _render_dossier(dossier_id, error=error.message, status=error.status, submitted=(action, form))
+    flash(_success_message(action, dossier, form), "success")
+    return redirect(_safe_return(request.form.get("retour"))
+                    or url_for("backoffice.dossier", dossier_id=dossier_id, **_nav_args()))
+
+
+# --- envelopes of an EPCI ------------------------------------------------------------------------
+
+
+@bp.route("/epci/<siren>")
+def epci_envelopes(siren: str):
+    epci = db.session.scalar(select(Epci).where(Epci.siren == siren)
+                             .options(joinedload(Epci.ville_centre), joinedload(Epci.departement)))
+    if epci is None:
+        abort(404)
+    campaigns = db.session.scalars(select(Campaign).order_by(Campaign.deadline_at.desc())).all()
+    warning = None
+    code = (request.args.get("campagne") or "").strip()
+    campaign = next((c for c in campaigns if c.code == code), None)
+    if code and campaign is None:
+        warning = f"Campagne « {code[:40]} » inconnue : campagne en cours affichée."
+    campaign = campaign or current_campaign()
+    now: datetime = utcnow()
+    aids = envelope_figures.for_epci(epci, campaign, now) if campaign else []
+    sivos = db.session.scalars(select(Sivos).where(Sivos.epci_id == epci.id).order_by(Sivos.name)).all()
+    return render_template("backoffice/epci.html", epci=epci, campaign=campaign, campaigns=campaigns,
+                           aids=aids, sivos=sivos, warning=warning)

@@ -1,0 +1,172 @@
+"""Read-only figures of envelopes (aid × cap scope within a campaign) for the back-office pages.
+
+What consumes a cap is kept by ``instruction.dossiers.envelopes`` (the ``Envelope`` rows, written
+only by the services). Here we add what DESIGN §2 shows beside it: the pending demand of dossiers
+received, incomplete or eligible (their computed amount, else their requested amount), which does
+not block anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import contains_eager
+
+from instruction import rules
+from instruction.campaigns.models import Campaign
+from instruction.dossiers.models import Dossier, Envelope
+from instruction.extensions import db
+from instruction.territory.models import Collectivite, Commune, Epci
+
+ZERO = Decimal("0.00")
+PENDING_STATES = ("received", "incomplete", "eligible")
+CONSUMING_STATES = ("granted", "paid")
+SCOPE_LABELS = {
+    "commune": "par commune, tous ses dossiers ensemble",
+    "epci": "par EPCI, tous ses dossiers ensemble",
+    "epci-territoire": "à l'échelle de l'EPCI, de ses communes et de ses SIVOS",
+    "epci-ville-centre": "pour l'EPCI et sa ville centre ensemble",
+}
+
+
+def demand_of(dossier: Dossier) -> Decimal:
+    """What a pending dossier asks of its envelope: its computed amount once declared eligible."""
+    return dossier.computed_amount if dossier.computed_amount is not None \
+        else (dossier.requested_amount or ZERO)
+
+
+@dataclass(frozen=True)
+class EnvelopeFigures:
+    scope: str
+    limit: Decimal
+    consumed: Decimal
+    pending: Decimal  # demand of the pending dossiers counted
+    pending_count: int
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.limit - self.consumed
+
+    @property
+    def scope_label(self) -> str:
+        return SCOPE_LABELS.get(self.scope.split(":", 1)[0], self.scope)
+
+    @property
+    def remaining_after_pending(self) -> Decimal:
+        return self.remaining - self.pending
+
+
+def cap_limit(campaign: Campaign, aid: int, at: datetime) -> Decimal:
+    """The cap in force at ``at`` (clamped to the campaign's window), from the parameter files."""
+    params = rules.load_campaign(campaign.code)
+    instant = min(max(at, params.opens_at), params.deadline - timedelta(microseconds=1))
+    return params.rules(aid, instant).cap_amount
+
+
+def for_dossier(dossier: Dossier, now: datetime) -> EnvelopeFigures | None:
+    """The envelope of the dossier's cap scope, the pending demand of the OTHER dossiers of that
+    scope (same campaign and aid). None when the dossier has no scope (never submitted)."""
+    if not dossier.cap_scope:
+        return None
+    envelope = db.session.scalar(select(Envelope).where(
+        Envelope.campaign_id == dossier.campaign_id, Envelope.aid_number == dossier.aid_number,
+        Envelope.scope == dossier.cap_scope))
+    pending, count = db.session.execute(
+        select(func.coalesce(func.sum(func.coalesce(Dossier.computed_amount, Dossier.requested_amount)), 0),
+               func.count())
+        .where(Dossier.campaign_id == dossier.campaign_id, Dossier.aid_number == dossier.aid_number,
+               Dossier.cap_scope == dossier.cap_scope, Dossier.state.in_(PENDING_STATES),
+               Dossier.id != dossier.id)).one()
+    if envelope is not None:
+        limit, consumed = envelope.cap_limit, envelope.consumed
+    else:
+        limit = cap_limit(dossier.campaign, dossier.aid_number, dossier.submitted_at or now)
+        consumed = ZERO
+    return EnvelopeFigures(scope=dossier.cap_scope, limit=limit, consumed=consumed,
+                           pending=Decimal(pending).quantize(Decimal("0.01")), pending_count=count)
+
+
+# --- the envelope view of an EPCI --------------------------------------------------------------
+
+
+@dataclass
+class ScopeEnvelope:
+    scope: str
+    label: str
+    figures: EnvelopeFigures
+    dossiers: list[Dossier] = field(default_factory=list)
+
+
+@dataclass
+class AidEnvelopes:
+    aid: int
+    title: str
+    scope_kind: str
+    scope_label: str
+    cap_amount: Decimal
+    envelopes: list[ScopeEnvelope]
+    idle_communes: int = 0  # aid 1: communes of the EPCI with no dossier nor envelope
+
+
+def for_epci(epci: Epci, campaign: Campaign, now: datetime) -> list[AidEnvelopes]:
+    """Every aid of the campaign with the envelopes of the EPCI's territory (per commune for a
+    commune-scoped aid) and the dossiers that consume them or are pending in them.
+
+    Three queries whatever the size of the EPCI: its communes, the dossiers of its territory (one
+    indexed filter on ``collectivite.epci_id``), the envelopes.
+    """
+    params = rules.load_campaign(campaign.code)
+    communes = dict(db.session.execute(
+        select(Commune.insee, Commune.name).where(Commune.epci_id == epci.id)).all())
+    dossiers = db.session.scalars(
+        select(Dossier).join(Collectivite, Dossier.collectivite_id == Collectivite.id)
+        .options(contains_eager(Dossier.collectivite))
+        .where(Collectivite.epci_id == epci.id, Dossier.campaign_id == campaign.id,
+               Dossier.state.in_(PENDING_STATES + CONSUMING_STATES), Dossier.cap_scope.is_not(None))
+        .order_by(Dossier.aid_number, Dossier.submitted_at, Dossier.id)).all()
+    epci_scopes = {n: f"{aid.cap_scope}:{epci.siren}" for n, aid in params.aids.items()
+                   if aid.cap_scope != "commune"}
+    commune_scopes = [f"commune:{insee}" for insee in communes]
+    envelopes = {(e.aid_number, e.scope): e for e in db.session.scalars(select(Envelope).where(
+        Envelope.campaign_id == campaign.id,
+        Envelope.scope.in_([*set(epci_scopes.values()), *commune_scopes])))}
+
+    by_scope: dict[tuple[int, str], list[Dossier]] = {}
+    for dossier in dossiers:
+        by_scope.setdefault((dossier.aid_number, dossier.cap_scope), []).append(dossier)
+
+    result = []
+    for number, aid in sorted(params.aids.items()):
+        limit = cap_limit(campaign, number, now)
+        if aid.cap_scope == "commune":
+            scopes = sorted({s for (n, s) in [*by_scope, *envelopes] if n == number and s.startswith("commune:")},
+                            key=lambda s: communes.get(s.split(":", 1)[1], s))
+        else:
+            scopes = [epci_scopes[number]]
+        envelopes_of_aid = []
+        for scope in scopes:
+            members = by_scope.get((number, scope), [])
+            envelope = envelopes.get((number, scope))
+            pending = [d for d in members if d.state in PENDING_STATES]
+            figures = EnvelopeFigures(
+                scope=scope,
+                limit=envelope.cap_limit if envelope else limit,
+                consumed=envelope.consumed if envelope else ZERO,
+                pending=sum((demand_of(d) for d in pending), ZERO),
+                pending_count=len(pending),
+            )
+            if aid.cap_scope == "commune":
+                insee = scope.split(":", 1)[1]
+                label = f"Commune de {communes.get(insee, insee)} ({insee})"
+            else:
+                label = epci.name
+            envelopes_of_aid.append(ScopeEnvelope(scope=scope, label=label, figures=figures,
+                                                  dossiers=members))
+        idle = len(communes) - len(scopes) if aid.cap_scope == "commune" else 0
+        result.append(AidEnvelopes(aid=number, title=aid.title, scope_kind=aid.cap_scope,
+                                   scope_label=SCOPE_LABELS[aid.cap_scope], cap_amount=limit,
+                                   envelopes=envelopes_of_aid, idle_communes=idle))
+    return result

@@ -1,0 +1,411 @@
+"""The instruction queue: filters parsed from the URL, turned into ``select()`` statements.
+
+Everything the queue shows is described by ``QueueFilters`` (parsed from ``request.args``, so a
+view can be bookmarked) and built here: the rows of one page with what they display eager-loaded,
+the counts of every tab in ONE query, and the neighbours of a dossier within the same filtered and
+sorted list (for previous / next on the dossier page). A bad value in the URL is ignored with a
+French warning: the queue never answers 400 or 500 for it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy.orm import aliased, contains_eager
+
+from instruction.accounts.models import User
+from instruction.campaigns.models import Aid
+from instruction.dossiers.models import STATE_LABELS, STATES, Dossier
+from instruction.extensions import db
+from instruction.territory.models import (
+    COLLECTIVITE_KINDS,
+    KIND_LABELS,
+    Collectivite,
+    Departement,
+    Epci,
+)
+
+PARIS = ZoneInfo("Europe/Paris")
+PER_PAGE = 50
+MAX_SEARCH = 100
+# Staff never see drafts: a dossier belongs to its applicant until it is submitted.
+VISIBLE_STATES = tuple(s for s in STATES if s != "draft")
+ASSIGNABLE_ROLES = ("instructor", "admin")  # who may take a dossier ("Je m'en occupe")
+
+
+@dataclass(frozen=True)
+class Tab:
+    key: str
+    label: str
+    states: tuple[str, ...] = VISIBLE_STATES
+    mine: bool = False  # only the dossiers assigned to the current user
+
+
+TABS: dict[str, Tab] = {t.key: t for t in (
+    Tab("a-instruire", "À instruire", ("received", "incomplete", "eligible")),
+    Tab("decides", "Décidés", ("granted",)),
+    Tab("verses", "Versés", ("paid",)),
+    Tab("clos", "Clos", ("ineligible", "refused", "withdrawn", "expired")),
+    Tab("tous", "Tous"),
+    Tab("mes-dossiers", "Mes dossiers", mine=True),
+)}
+
+Assignee = aliased(User, name="assignee")
+_STATE_ORDER = case({state: index for index, state in enumerate(STATES)}, value=Dossier.state)
+# Sort key in the URL -> (column header, SQL expression). Whitelisted: nothing else is accepted.
+SORTS: dict[str, tuple[str, object]] = {
+    "reference": ("Référence", Dossier.reference),
+    "demandeur": ("Demandeur", Collectivite.name),
+    "aide": ("Aide", Dossier.aid_number),
+    "etat": ("État", _STATE_ORDER),
+    "depose": ("Déposé le", Dossier.submitted_at),
+    "demande": ("Montant demandé", Dossier.requested_amount),
+    "calcule": ("Montant calculé", Dossier.computed_amount),
+    "instructeur": ("Instructeur", Assignee.full_name),
+}
+DEFAULT_SORT = "depose"  # oldest submissions first: they wait the longest
+
+
+def default_tab(role: str) -> str:
+    """Finance works on granted dossiers; instructors on those to instruct."""
+    return "decides" if role == "finance" else "a-instruire"
+
+
+def tabs_for(role: str) -> list[Tab]:
+    return [t for t in TABS.values() if not t.mine or role in ASSIGNABLE_ROLES]
+
+
+# --- what the filters may take -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    """The values the filter menus offer; a value from the URL must be one of them."""
+
+    aids: dict[int, str]
+    departements: list[tuple[str, str]]  # (code, name)
+    epcis: list[tuple[int, str, str]]  # (id, SIREN, name)
+    instructors: list[tuple[int, str]]  # (id, full name)
+
+    @classmethod
+    def load(cls) -> FilterOptions:
+        aids = dict(db.session.execute(
+            select(Aid.number, func.min(Aid.title)).group_by(Aid.number).order_by(Aid.number)).all())
+        departements = db.session.execute(
+            select(Departement.code, Departement.name).order_by(Departement.code)).all()
+        epcis = db.session.execute(select(Epci.id, Epci.siren, Epci.name).order_by(Epci.name)).all()
+        instructors = db.session.execute(
+            select(User.id, User.full_name)
+            .where(User.role.in_(ASSIGNABLE_ROLES), User.active.is_(True))
+            .order_by(User.full_name)).all()
+        return cls(aids=aids, departements=[tuple(r) for r in departements],
+                   epcis=[tuple(r) for r in epcis], instructors=[tuple(r) for r in instructors])
+
+    def epci_id(self, siren: str) -> int | None:
+        return next((id_ for id_, code, _ in self.epcis if code == siren), None)
+
+
+# --- the filters ---------------------------------------------------------------------------------
+
+UNASSIGNED = "aucun"
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    tab: str
+    role: str
+    user_id: int
+    state: str | None = None
+    aid: int | None = None
+    departement: str | None = None
+    epci: str | None = None  # SIREN
+    epci_id: int | None = None
+    kind: str | None = None
+    instructor: str | None = None  # a user id as text, or UNASSIGNED
+    submitted_from: date | None = None
+    submitted_to: date | None = None
+    q: str = ""
+    sort: str = DEFAULT_SORT
+    descending: bool = False
+    page: int = 1
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    def to_args(self, **overrides) -> dict[str, str]:
+        """The URL parameters that reproduce this view (defaults left out, except the tab, which
+        also tells the dossier page that it was opened from the queue)."""
+        f = replace(self, **overrides) if overrides else self
+        args = {
+            "onglet": f.tab,
+            "etat": f.state,
+            "aide": f.aid,
+            "departement": f.departement,
+            "epci": f.epci,
+            "type": f.kind,
+            "instructeur": f.instructor,
+            "depose_du": f.submitted_from.isoformat() if f.submitted_from else None,
+            "depose_au": f.submitted_to.isoformat() if f.submitted_to else None,
+            "q": f.q or None,
+            "tri": f.sort if f.sort != DEFAULT_SORT else None,
+            "ordre": "desc" if f.descending else None,
+            "page": f.page if f.page != 1 else None,
+        }
+        return {k: str(v) for k, v in args.items() if v is not None}
+
+    @property
+    def active_count(self) -> int:
+        """How many filters narrow the list (the tab aside)."""
+        return sum(v is not None and v != "" for v in (
+            self.state, self.aid, self.departement, self.epci, self.kind, self.instructor,
+            self.submitted_from, self.submitted_to, self.q))
+
+
+def _shown(value: str) -> str:
+    return value if len(value) <= 40 else value[:40] + "…"
+
+
+def _parse_date(text: str) -> date | None:
+    """``2026-11-28`` (what a date input sends) or ``28/11/2026``; None if not a plausible date."""
+    for pattern, order in ((r"(\d{4})-(\d{1,2})-(\d{1,2})", "ymd"), (r"(\d{1,2})/(\d{1,2})/(\d{4})", "dmy")):
+        if m := re.fullmatch(pattern, text):
+            parts = [int(p) for p in m.groups()]
+            year, month, day = parts if order == "ymd" else parts[::-1]
+            if not 1900 <= year <= 2100:
+                return None
+            try:
+                return date(year, month, day)
+            except ValueError:
+                return None
+    return None
+
+
+def parse_filters(args: Mapping[str, str], options: FilterOptions, *, role: str,
+                  user_id: int) -> QueueFilters:
+    """Read the queue's URL parameters. Unknown or malformed values are dropped with a warning."""
+    warnings: list[str] = []
+
+    def text(name: str) -> str:
+        return (args.get(name) or "").replace("\x00", "").strip()
+
+    def choice(name: str, allowed, message: str):
+        value = text(name)
+        if not value:
+            return None
+        if value not in allowed:
+            warnings.append(message.format(_shown(value)))
+            return None
+        return value
+
+    tabs = {t.key for t in tabs_for(role)}
+    tab = choice("onglet", tabs, "Onglet « {} » inconnu : onglet par défaut affiché.") or default_tab(role)
+    state = choice("etat", VISIBLE_STATES, "État « {} » inconnu : filtre ignoré.")
+    aid = choice("aide", {str(n) for n in options.aids}, "Aide « {} » inconnue : filtre ignoré.")
+    departement = choice("departement", {code for code, _ in options.departements},
+                         "Département « {} » inconnu : filtre ignoré.")
+    epci = choice("epci", {siren for _, siren, _ in options.epcis}, "EPCI « {} » inconnu : filtre ignoré.")
+    kind = choice("type", COLLECTIVITE_KINDS, "Type de demandeur « {} » inconnu : filtre ignoré.")
+    instructor = choice("instructeur", {str(i) for i, _ in options.instructors} | {UNASSIGNED},
+                        "Instructeur « {} » inconnu : filtre ignoré.")
+
+    dates: dict[str, date | None] = {}
+    for name, label in (("depose_du", "de début"), ("depose_au", "de fin")):
+        value = text(name)
+        dates[name] = _parse_date(value) if value else None
+        if value and dates[name] is None:
+            warnings.append(f"Date {label} « {_shown(value)} » invalide (attendu : JJ/MM/AAAA) : "
+                            "filtre ignoré.")
+    if dates["depose_du"] and dates["depose_au"] and dates["depose_du"] > dates["depose_au"]:
+        warnings.append("La date de début est postérieure à la date de fin : filtre de dates ignoré.")
+        dates = {"depose_du": None, "depose_au": None}
+
+    q = " ".join(text("q").split())
+    if len(q) > MAX_SEARCH:
+        warnings.append(f"Recherche limitée aux {MAX_SEARCH} premiers caractères.")
+        q = q[:MAX_SEARCH].strip()
+
+    sort = choice("tri", SORTS, "Tri « {} » inconnu : tri par date de dépôt.") or DEFAULT_SORT
+    order = text("ordre")
+    if order not in ("", "asc", "desc"):
+        warnings.append(f"Ordre de tri « {_shown(order)} » inconnu : ordre croissant.")
+    page_text = text("page")
+    page = 1
+    if page_text:
+        if page_text.isdigit() and len(page_text) <= 9 and int(page_text) >= 1:
+            page = int(page_text)
+        else:
+            warnings.append(f"Numéro de page « {_shown(page_text)} » invalide : première page affichée.")
+
+    return QueueFilters(
+        tab=tab, role=role, user_id=user_id, state=state, aid=int(aid) if aid else None,
+        departement=departement, epci=epci, epci_id=options.epci_id(epci) if epci else None,
+        kind=kind, instructor=instructor, submitted_from=dates["depose_du"],
+        submitted_to=dates["depose_au"], q=q, sort=sort, descending=order == "desc", page=page,
+        warnings=tuple(warnings),
+    )
+
+
+# --- SQL -----------------------------------------------------------------------------------------
+
+
+def _paris_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0, 0), tzinfo=PARIS)
+
+
+def _like(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def filter_conditions(f: QueueFilters) -> list:
+    """Every condition but the tab's (the tab counts apply them all)."""
+    conditions = [Dossier.state.in_(VISIBLE_STATES)]
+    if f.state:
+        conditions.append(Dossier.state == f.state)
+    if f.aid:
+        conditions.append(Dossier.aid_number == f.aid)
+    if f.departement:
+        conditions.append(Collectivite.departement_code == f.departement)
+    if f.epci_id:
+        conditions.append(Collectivite.epci_id == f.epci_id)
+    if f.kind:
+        conditions.append(Collectivite.kind == f.kind)
+    if f.instructor == UNASSIGNED:
+        conditions.append(Dossier.assigned_to_id.is_(None))
+    elif f.instructor:
+        conditions.append(Dossier.assigned_to_id == int(f.instructor))
+    if f.submitted_from:
+        conditions.append(Dossier.submitted_at >= _paris_midnight(f.submitted_from))
+    if f.submitted_to:  # inclusive: the whole last day, Europe/Paris
+        conditions.append(Dossier.submitted_at < _paris_midnight(f.submitted_to + timedelta(days=1)))
+    for term in f.q.split():
+        pattern = _like(term)
+        conditions.append(or_(Dossier.reference.ilike(pattern, escape="\\"),
+                              Collectivite.name.ilike(pattern, escape="\\"),
+                              Collectivite.insee == term, Collectivite.siren == term))
+    return conditions
+
+
+def tab_condition(tab: Tab, user_id: int):
+    condition = Dossier.state.in_(tab.states)
+    return and_(condition, Dossier.assigned_to_id == user_id) if tab.mine else condition
+
+
+def _conditions(f: QueueFilters) -> list:
+    return [*filter_conditions(f), tab_condition(TABS[f.tab], f.user_id)]
+
+
+def _ordering(f: QueueFilters) -> list:
+    column = SORTS[f.sort][1]
+    key = column.desc() if f.descending else column.asc()
+    # Empty values (a dossier not yet computed, an unassigned one) last; id keeps the order total,
+    # which previous / next relies on.
+    return [key.nulls_last(), Dossier.id.desc() if f.descending else Dossier.id.asc()]
+
+
+def _joined(statement: Select) -> Select:
+    return statement.join(Collectivite, Dossier.collectivite_id == Collectivite.id) \
+                    .outerjoin(Assignee, Dossier.assigned_to_id == Assignee.id)
+
+
+def rows_select(f: QueueFilters) -> Select:
+    """The dossiers of the current tab, filtered and sorted; applicant and assignee come in the
+    same query (no lazy load per row)."""
+    return (
+        _joined(select(Dossier))
+        .options(contains_eager(Dossier.collectivite),
+                 contains_eager(Dossier.assigned_to.of_type(Assignee)))
+        .where(*_conditions(f))
+        .order_by(*_ordering(f))
+    )
+
+
+def counts_select(f: QueueFilters) -> Select:
+    """Every tab's count, with the current filters, in one query."""
+    columns = [func.count(case((tab_condition(tab, f.user_id), 1))).label(tab.key)
+               for tab in tabs_for(f.role)]
+    return (select(*columns).select_from(Dossier)
+            .join(Collectivite, Dossier.collectivite_id == Collectivite.id)
+            .where(*filter_conditions(f)))
+
+
+def tab_counts(f: QueueFilters) -> dict[str, int]:
+    return dict(db.session.execute(counts_select(f)).one()._mapping)
+
+
+@dataclass(frozen=True)
+class Page:
+    filters: QueueFilters
+    counts: dict[str, int]
+    dossiers: list[Dossier]
+    total: int
+    page: int
+    pages: int
+
+    @property
+    def first_index(self) -> int:
+        return (self.page - 1) * PER_PAGE + 1 if self.total else 0
+
+    @property
+    def last_index(self) -> int:
+        return min(self.page * PER_PAGE, self.total)
+
+
+def queue_page(f: QueueFilters) -> Page:
+    """Counts first (one query), then the rows of the requested page (one query)."""
+    counts = tab_counts(f)
+    total = counts[f.tab]
+    pages = max(1, -(-total // PER_PAGE))
+    page = f.page
+    if page > pages:
+        f = replace(f, page=pages, warnings=(*f.warnings, f"La page {page} n'existe pas : "
+                                                          f"dernière page ({pages}) affichée."))
+        page = pages
+    dossiers = list(db.session.scalars(rows_select(f).limit(PER_PAGE).offset((page - 1) * PER_PAGE)))
+    return Page(filters=f, counts=counts, dossiers=dossiers, total=total, page=page, pages=pages)
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    previous_id: int | None
+    previous_reference: str | None
+    next_id: int | None
+    next_reference: str | None
+    position: int
+    total: int
+
+    @property
+    def page(self) -> int:
+        return (self.position - 1) // PER_PAGE + 1
+
+
+def neighbours(f: QueueFilters, dossier_id: int) -> Neighbours | None:
+    """The dossier's place in the filtered, sorted queue, in one query (window functions over the
+    filtered rows, without loading them). None when the dossier is not in that queue."""
+    order = _ordering(f)
+    ranked = (
+        _joined(select(
+            Dossier.id.label("id"),
+            func.lag(Dossier.id).over(order_by=order).label("previous_id"),
+            func.lag(Dossier.reference).over(order_by=order).label("previous_reference"),
+            func.lead(Dossier.id).over(order_by=order).label("next_id"),
+            func.lead(Dossier.reference).over(order_by=order).label("next_reference"),
+            func.row_number().over(order_by=order).label("position"),
+            func.count().over().label("total"),
+        ).select_from(Dossier))
+        .where(*_conditions(f))
+        .subquery()
+    )
+    row = db.session.execute(select(ranked).where(ranked.c.id == dossier_id)).one_or_none()
+    if row is None:
+        return None
+    return Neighbours(previous_id=row.previous_id, previous_reference=row.previous_reference,
+                      next_id=row.next_id, next_reference=row.next_reference,
+                      position=row.position, total=row.total)
+
+
+STATE_CHOICES = [(s, STATE_LABELS[s]) for s in VISIBLE_STATES]
+KIND_CHOICES = [(k, KIND_LABELS[k]) for k in COLLECTIVITE_KINDS]
