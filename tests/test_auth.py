@@ -83,3 +83,11 @@ def test_bootstrap_is_served_locally(client, session):
     assert "cdn" not in page.lower()
     css = re.search(r'href="([^"]*bootstrap[^"]*\.css)"', page).group(1)
     assert client.get(css).status_code == 200
+
+
+def test_an_id_beyond_the_integer_column_is_a_404(client, session):
+    user = factories.user("instructor")
+    session.commit()
+    login(client, user.email)
+    assert client.get("/instruction/dossiers/99999999999999").status_code == 404
+    assert client.get("/documents/99999999999999/telecharger").status_code == 404

@@ -11,16 +11,17 @@ from instruction.extensions import db
 
 
 def can_see(user: User, dossier: Dossier) -> bool:
-    """Staff see every dossier; an applicant sees the dossiers of their collectivité."""
+    """An applicant sees the dossiers of their collectivité; staff see every dossier once it is
+    submitted (a draft belongs to its collectivité until then)."""
     if user.is_staff:
-        return True
+        return dossier.state != "draft"
     return user.role == "applicant" and dossier.collectivite_id == user.collectivite_id
 
 
 def visible_dossiers(user: User, query: Select) -> Select:
     """Restrict a ``select(Dossier)`` to what ``user`` may see."""
     if user.is_staff:
-        return query
+        return query.where(Dossier.state != "draft")
     return query.where(Dossier.collectivite_id == user.collectivite_id)
 
 

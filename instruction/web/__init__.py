@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
+from werkzeug.routing import IntegerConverter
 
 from instruction.web.filters import register_filters
 
 
+class DatabaseIdConverter(IntegerConverter):
+    """``<int:…>`` in every route: an id beyond a 32-bit integer column cannot exist, so it is a
+    404 rather than a database error."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def register_web(app: Flask) -> None:
+    app.url_map.converters["int"] = DatabaseIdConverter
     from instruction.accounts.views import bp as auth_bp
     from instruction.backoffice.views import bp as backoffice_bp
     from instruction.documents.views import bp as documents_bp
