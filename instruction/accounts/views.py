@@ -1,12 +1,26 @@
+"""Login, logout, applicant registration, e-mail confirmation and password reset."""
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy.exc import IntegrityError
 
-from instruction.accounts.forms import LoginForm
+from instruction.accounts import services
+from instruction.accounts.forms import (
+    CollectiviteSearchForm,
+    EmailForm,
+    LoginForm,
+    RegistrationForm,
+    ResetPasswordForm,
+)
+from instruction.accounts.limiter import email_limit, init_limiter, login_ip_limit, login_limit
 from instruction.accounts.models import User
-from instruction.accounts.services import authenticate
+from instruction.accounts.services import AccountError, authenticate
 from instruction.extensions import db, login_manager
+from instruction.territory.models import Collectivite
+from instruction.territory.services import search_collectivites
 
 bp = Blueprint("auth", __name__)
+bp.record_once(lambda state: init_limiter(state.app))
 
 
 @login_manager.user_loader
@@ -21,24 +35,49 @@ def _safe_next(target: str | None) -> str | None:
     return None
 
 
+def _home_for(user: User) -> str:
+    return url_for("portal.index") if user.role == "applicant" else url_for("main.home")
+
+
 @bp.route("/connexion", methods=["GET", "POST"])
+@login_limit
+@login_ip_limit
 def login():
     if current_user.is_authenticated:
-        return redirect(url_for("main.home"))
+        return redirect(_home_for(current_user))
     form = LoginForm()
     status = 200
+    unconfirmed = None
     if form.validate_on_submit():
         user = authenticate(form.email.data, form.password.data)
-        if user is not None:
+        if user is not None and user.email_confirmed_at is None:
+            db.session.rollback()
+            unconfirmed = form.email.data
+            status = 403
+        elif user is not None:
             db.session.commit()
             login_user(user, remember=form.remember.data)
             flash(f"Bienvenue, {user.full_name}.", "success")
-            return redirect(_safe_next(request.args.get("next")) or url_for("main.home"))
-        flash("Adresse électronique ou mot de passe incorrect.", "danger")
-        status = 401
+            return redirect(_safe_next(request.args.get("next")) or _home_for(user))
+        else:
+            flash("Adresse électronique ou mot de passe incorrect.", "danger")
+            status = 401
     elif request.method == "POST":
         status = 400
-    return render_template("auth/login.html", form=form), status
+    return render_template("auth/login.html", form=form, unconfirmed=unconfirmed,
+                           resend_form=EmailForm(formdata=None, email=unconfirmed)), status
+
+
+@bp.errorhandler(429)
+def too_many_attempts(error):
+    if request.endpoint == "auth.login":
+        flash("Trop de tentatives de connexion infructueuses pour cette adresse. Par sécurité, "
+              "attendez 15 minutes avant de réessayer, ou utilisez « Mot de passe oublié ».", "danger")
+        return render_template("auth/login.html", form=LoginForm(), unconfirmed=None,
+                               resend_form=EmailForm(formdata=None)), 429
+    return render_template("auth/message.html", title="Trop de demandes",
+                           message="Vous avez fait beaucoup de demandes en peu de temps. Attendez "
+                                   "un quart d'heure, puis réessayez.", category="warning"), 429
 
 
 @bp.route("/deconnexion", methods=["POST"])
@@ -47,3 +86,130 @@ def logout():
     logout_user()
     flash("Vous êtes déconnecté.", "info")
     return redirect(url_for("auth.login"))
+
+
+# --- registration ----------------------------------------------------------------------------------
+
+
+SEARCH_LIMIT = 20
+
+
+def _search(text: str) -> list[Collectivite]:
+    found = search_collectivites(text, limit=SEARCH_LIMIT)
+    if not found and " " in text:  # "saint jean" finds "Saint-Jean-de-Losne"
+        found = search_collectivites(text.replace(" ", "-"), limit=SEARCH_LIMIT)
+    return found
+
+
+@bp.route("/inscription", methods=["GET", "POST"])
+def register():
+    """Step 1: find the collectivité (GET ?q=…); step 2: the account form (?collectivite=<id>)."""
+    if current_user.is_authenticated:
+        return redirect(_home_for(current_user))
+    search = CollectiviteSearchForm(request.args)
+    form = RegistrationForm()
+    status = 200
+    results = None
+    if request.method == "GET" and "q" in request.args:
+        found = search.validate()
+        results = _search(search.q.data) if found else []
+        status = 200 if found else 400
+    chosen_id = form.collectivite_id.data or request.args.get("collectivite", "")
+    collectivite = db.session.get(Collectivite, int(chosen_id)) if str(chosen_id).isdigit() else None
+    if request.method == "GET" and collectivite is not None:
+        form.collectivite_id.data = str(collectivite.id)
+    if request.method == "POST":
+        status = 400
+        if collectivite is None:
+            flash("Choisissez d'abord votre collectivité dans la liste.", "danger")
+        elif form.validate_on_submit():
+            try:
+                user = services.register_applicant(email=form.email.data, full_name=form.full_name.data,
+                                                   password=form.password.data, collectivite=collectivite)
+                db.session.commit()
+            except AccountError as error:
+                db.session.rollback()
+                form.email.errors = [*form.email.errors, str(error)]
+            except IntegrityError:  # the same form sent twice at once
+                db.session.rollback()
+                form.email.errors = [*form.email.errors, "Un compte existe déjà avec cette adresse électronique."]
+            else:
+                flash(f"Votre compte est créé. Un message vient d'être envoyé à {user.email} : "
+                      "cliquez sur le lien qu'il contient pour activer votre compte, puis connectez-vous.",
+                      "success")
+                return redirect(url_for("auth.login"))
+    return render_template("auth/register.html", search=search, results=results, form=form,
+                           collectivite=collectivite, search_limit=SEARCH_LIMIT), status
+
+
+@bp.route("/inscription/confirmer/<token>")
+def confirm(token: str):
+    try:
+        user = services.confirm_email(token)
+        db.session.commit()
+    except AccountError as error:
+        db.session.rollback()
+        return render_template("auth/message.html", title="Lien de confirmation", message=str(error),
+                               category="danger", resend=True, resend_form=EmailForm(formdata=None)), 400
+    flash(f"Votre adresse {user.email} est confirmée : vous pouvez vous connecter.", "success")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/inscription/renvoyer", methods=["POST"])
+@email_limit
+def resend_confirmation():
+    form = EmailForm()
+    if not form.validate_on_submit():
+        return render_template("auth/message.html", title="Lien de confirmation",
+                               message=" ".join(form.email.errors) or "Adresse électronique invalide.",
+                               category="danger", resend=True, resend_form=form), 400
+    try:
+        services.resend_confirmation(form.email.data)
+        db.session.commit()
+    except IntegrityError:  # a double click queued the same message: one is enough
+        db.session.rollback()
+    flash("Si un compte non confirmé existe pour cette adresse, un nouveau lien de confirmation "
+          "vient d'y être envoyé. Pensez à regarder dans les courriers indésirables.", "info")
+    return redirect(url_for("auth.login"))
+
+
+# --- password reset --------------------------------------------------------------------------------
+
+
+@bp.route("/mot-de-passe-oublie", methods=["GET", "POST"])
+@email_limit
+def forgot_password():
+    form = EmailForm()
+    if form.validate_on_submit():
+        try:
+            services.request_password_reset(form.email.data)
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+        flash("Si un compte existe pour cette adresse, un lien pour choisir un nouveau mot de passe "
+              "vient d'y être envoyé. Il est valable une heure.", "info")
+        return redirect(url_for("auth.login"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/forgot.html", form=form), status
+
+
+@bp.route("/mot-de-passe/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    try:
+        user = services.user_for_reset(token)
+    except AccountError as error:
+        return render_template("auth/message.html", title="Lien de réinitialisation", message=str(error),
+                               category="danger", forgot=True), 400
+    form = ResetPasswordForm(account_email=user.email)
+    if form.validate_on_submit():
+        try:
+            services.reset_password(token, form.password.data)
+            db.session.commit()
+        except AccountError as error:
+            db.session.rollback()
+            form.password.errors = [*form.password.errors, str(error)]
+        else:
+            flash("Votre mot de passe est enregistré : connectez-vous avec le nouveau.", "success")
+            return redirect(url_for("auth.login"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/reset.html", form=form, user=user), status

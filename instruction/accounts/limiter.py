@@ -1,0 +1,59 @@
+"""Rate limiting of the login and of the account e-mails (Flask-Limiter).
+
+Failed logins are counted per IP address and e-mail (``LOGIN_RATE_LIMIT``) and, more loosely, per
+IP address alone (``LOGIN_IP_RATE_LIMIT``); only failures count, so a user who types the right
+password is never slowed down. Storage: ``RATELIMIT_STORAGE_URI`` (default ``memory://``, one
+counter per process; use ``redis://…`` when several processes serve the app).
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+
+from instruction.accounts.services import normalise_email
+
+DEFAULTS = {
+    "LOGIN_RATE_LIMIT": "10 per 15 minutes",
+    "LOGIN_IP_RATE_LIMIT": "50 per 15 minutes",
+    "ACCOUNT_EMAIL_RATE_LIMIT": "5 per 15 minutes",
+}
+
+
+def client_ip() -> str:
+    return request.remote_addr or "unknown"
+
+
+def ip_and_email() -> str:
+    """Key of a login attempt: the client's IP address and the e-mail typed."""
+    return f"{client_ip()}|{normalise_email(request.form.get('email', ''))}"
+
+
+def _config(name: str):
+    return lambda: current_app.config.get(name) or DEFAULTS[name]
+
+
+def login_failed(response) -> bool:
+    return response.status_code == 401
+
+
+limiter = Limiter(key_func=client_ip, key_prefix="instruction")
+
+login_limit = limiter.limit(_config("LOGIN_RATE_LIMIT"), key_func=ip_and_email, methods=["POST"],
+                            deduct_when=login_failed)
+login_ip_limit = limiter.limit(_config("LOGIN_IP_RATE_LIMIT"), key_func=client_ip, methods=["POST"],
+                               deduct_when=login_failed)
+email_limit = limiter.limit(_config("ACCOUNT_EMAIL_RATE_LIMIT"), key_func=ip_and_email,
+                            methods=["POST"])
+
+
+def init_limiter(app: Flask) -> None:
+    for name, value in DEFAULTS.items():
+        app.config.setdefault(name, os.environ.get(name) or value)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", os.environ.get("RATELIMIT_STORAGE_URI") or "memory://")
+    # If the storage (Redis) is down, count in memory and log: a login never fails for that.
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    limiter.init_app(app)

@@ -1,0 +1,116 @@
+"""End to end, in Debian's headless Chromium: an agent logs in, creates a draft, declares a line,
+attaches a PDF, submits, and sees "Reçu".
+
+The app is served by werkzeug in a thread against a committed database of its own (not the
+per-test transaction), with CSRF on as in production. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from flask_migrate import upgrade
+from werkzeug.serving import make_server
+
+from instruction import PROJECT_ROOT
+from instruction.campaigns.services import sync_campaigns
+from instruction.extensions import db
+from instruction.territory.services import import_territory
+from tests import factories
+from tests.conftest import make_test_app, recreate_database, sibling_database_url
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(base URL, e-mail of a confirmed agent of Agencourt) of the app served on a free port."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (make browser-deps)")
+    url = sibling_database_url("e2e")
+    recreate_database(url)
+    app = make_test_app(url, tmp_path_factory.mktemp("e2e"), WTF_CSRF_ENABLED=True)
+    with app.app_context():
+        upgrade()
+        import_territory()
+        sync_campaigns()
+        agent = factories.user("applicant", collectivite=factories.commune("21001"),
+                               email="secretariat@agencourt.exemple.fr", full_name="Claire Martin")
+        email = agent.email
+        db.session.commit()
+        db.session.remove()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", email
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def browser_page(served, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setattr("instruction.clock.now", lambda: factories.NOW)  # inside the demo campaign
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
+            page.set_default_timeout(15_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def test_an_agent_submits_a_dossier(served, browser_page, tmp_path):
+    from playwright.sync_api import expect
+
+    base, email = served
+    page = browser_page
+    ARTIFACTS.mkdir(exist_ok=True)
+    invoice = tmp_path / "facture-ordinateur.pdf"
+    invoice.write_bytes(factories.pdf_bytes("Facture ordinateur"))
+
+    page.goto(f"{base}/connexion")
+    page.get_by_label("Adresse électronique").fill(email)
+    page.get_by_label("Mot de passe").fill(factories.PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    expect(page.get_by_role("heading", name="Agencourt", exact=True)).to_be_visible()
+    aid1 = page.locator('[data-testid="aid-1"]')
+    expect(aid1.get_by_text("Éligible", exact=True)).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "portal-home.png"), full_page=True)
+
+    aid1.get_by_label("Intitulé du projet (facultatif)").fill("Ordinateur du secrétariat")
+    aid1.get_by_role("button", name="Créer un dossier").click()
+    expect(page.get_by_role("heading", name="Ordinateur du secrétariat")).to_be_visible()
+
+    page.get_by_label("Catégorie de dépense").select_option(label="Équipement")
+    page.get_by_label("Montant HT en euros").fill("1 200,00")
+    page.get_by_label("Description de la dépense").fill("Ordinateur portable et écran")
+    page.get_by_label("Pack", exact=True).select_option(index=1)
+    live = page.locator("[data-estimation-live]")
+    expect(live).to_contain_text("1\u00a0000,00\u00a0€")  # the live estimation, before saving
+    page.get_by_role("button", name="Enregistrer la dépense").click()
+    expect(page.get_by_text("Dépense enregistrée.")).to_be_visible()
+
+    page.get_by_label("Factures ou devis pour la dépense n°1").set_input_files(str(invoice))
+    page.get_by_role("button", name="Joindre").click()
+    expect(page.get_by_role("link", name="facture-ordinateur.pdf", exact=True)).to_be_visible()
+    expect(page.get_by_test_id("ready")).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "portal-draft.png"), full_page=True)
+
+    page.get_by_role("button", name="Déposer le dossier").click()
+    expect(page.get_by_test_id("state")).to_have_text("Reçu")
+    expect(page.get_by_text("Votre dossier est déposé")).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "portal-submitted.png"), full_page=True)
