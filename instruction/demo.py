@@ -1,8 +1,14 @@
-"""Demo accounts and dossiers, so that a fresh `make run` shows a working back-office."""
+"""Demo accounts and dossiers, so that a fresh `make run` shows a working back-office.
+
+Dossiers are brought to their states through the services, as users would, on the demo campaign
+(whose deadline is in the future). Accounts get random passwords, printed at start and kept in
+``instance/demo-credentials.txt``.
+"""
 
 from __future__ import annotations
 
 import secrets
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,10 +17,12 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from instruction import clock
 from instruction.accounts.services import create_user, find_user_by_email
 from instruction.campaigns.models import Campaign
+from instruction.documents import services as documents
+from instruction.dossiers import services
 from instruction.dossiers.models import Dossier
-from instruction.dossiers.services import add_line, create_draft
 from instruction.extensions import db
 from instruction.territory.models import Commune, Epci
 
@@ -27,6 +35,49 @@ DEMO_ACCOUNTS = [
     ("finances@region.exemple.fr", "Hugo Petit (finances)", "finance", None),
     ("admin@region.exemple.fr", "Nadia Roux (administratrice)", "admin", None),
 ]
+# (applicant index, aid, title, lines as (category, label, amount HT, pack, months), target state)
+DEMO_DOSSIERS = [
+    (0, 1, "Logiciel de gestion du cimetière", [("logiciel", "Logiciel cimetière", "450.00", 2, None)], "paid"),
+    (0, 1, "Renouvellement du poste de la mairie", [
+        ("equipement", "Ordinateur portable et écran", "1180.00", 1, None),
+        ("licence", "Suite bureautique, 48 mois", "960.00", 3, 48)], "draft"),
+    (1, 2, "Sauvegarde externalisée et pare-feu", [
+        ("equipement", "Pare-feu et NAS de sauvegarde", "18450.00", None, None),
+        ("logiciel", "Logiciel de sauvegarde", "6200.00", None, None)], "received"),
+    (1, 3, "Portail citoyen mutualisé", [("logiciel", "Portail et formulaires en ligne", "22000.00", None, None)], "granted"),
+    (1, 4, "Câblage et écrans numériques des écoles", [
+        ("cablage", "Câblage réseau de trois écoles", "14800.00", None, None),
+        ("equipement", "Écrans numériques interactifs", "21600.00", None, None)], "eligible"),
+    (1, 5, "Gestion de la relation usager", [("logiciel", "Outil de gestion des demandes", "12500.00", None, None)], "incomplete"),
+]
+STEPS = {
+    "draft": [], "received": ["submit"], "incomplete": ["submit", "request_documents"],
+    "eligible": ["submit", "declare_eligible"], "granted": ["submit", "declare_eligible", "grant"],
+    "paid": ["submit", "declare_eligible", "grant", "pay"],
+}
+
+
+def simple_pdf(text: str = "Facture") -> bytes:
+    """A valid one-page PDF showing ``text`` (Latin-1): the demo's invoices."""
+    stream = f"BT /F1 24 Tf 72 720 Td ({text}) Tj ET".encode("latin-1")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
 
 
 def _credentials_file() -> Path:
@@ -40,7 +91,7 @@ def _collectivite(code: str):
 
 
 def load_demo() -> list[str]:
-    """Create the demo accounts (random passwords, kept in instance/) and dossiers; idempotent."""
+    """Create the demo accounts and dossiers; idempotent."""
     created_lines = []
     for email, name, role, code in DEMO_ACCOUNTS:
         if find_user_by_email(email) is None:
@@ -48,6 +99,7 @@ def load_demo() -> list[str]:
             collectivite = _collectivite(code) if code else None
             create_user(email=email, full_name=name, password=password, role=role, collectivite=collectivite)
             created_lines.append(f"{role:<11} {email:<42} {password}")
+    db.session.commit()
     if created_lines:
         path = _credentials_file()
         with path.open("a", encoding="utf-8") as f:
@@ -58,25 +110,38 @@ def load_demo() -> list[str]:
         raise click.ClickException("Campagne de démonstration absente : lancez `instruction campaigns load`.")
     if db.session.scalar(select(Dossier.id).where(Dossier.campaign_id == campaign.id).limit(1)) is None:
         _demo_dossiers(campaign)
-    db.session.commit()
     return created_lines
 
 
 def _demo_dossiers(campaign: Campaign) -> None:
-    agencourt_agent = find_user_by_email(DEMO_ACCOUNTS[0][0])
-    plaine_agent = find_user_by_email(DEMO_ACCOUNTS[1][0])
-    draft = create_draft(campaign=campaign, aid_number=1, collectivite=agencourt_agent.collectivite,
-                         author=agencourt_agent, title="Renouvellement du poste de la mairie")
-    add_line(draft, category="equipement", label="Ordinateur portable et écran", amount_ht=Decimal("1180.00"), pack=1)
-    add_line(draft, category="licence", label="Suite bureautique, 48 mois", amount_ht=Decimal("960.00"), pack=3, months=48)
-    securite = create_draft(campaign=campaign, aid_number=2, collectivite=plaine_agent.collectivite,
-                            author=plaine_agent, title="Sauvegarde externalisée et pare-feu")
-    add_line(securite, category="equipement", label="Pare-feu et NAS de sauvegarde", amount_ht=Decimal("18450.00"))
-    add_line(securite, category="logiciel", label="Logiciel de sauvegarde", amount_ht=Decimal("6200.00"))
-    ecoles = create_draft(campaign=campaign, aid_number=4, collectivite=plaine_agent.collectivite,
-                          author=plaine_agent, title="Câblage et écrans numériques des écoles")
-    add_line(ecoles, category="cablage", label="Câblage réseau de trois écoles", amount_ht=Decimal("14800.00"))
-    add_line(ecoles, category="equipement", label="Écrans numériques interactifs", amount_ht=Decimal("21600.00"))
+    now = clock.now()
+    applicants = [find_user_by_email(account[0]) for account in DEMO_ACCOUNTS[:2]]
+    instructor, finance = (find_user_by_email(DEMO_ACCOUNTS[i][0]) for i in (2, 3))
+    for who, aid, title, lines, state in DEMO_DOSSIERS:
+        author = applicants[who]
+        dossier = services.create_draft(campaign=campaign, aid_number=aid, collectivite=author.collectivite,
+                                        author=author, title=title, now=now)
+        keys = []
+        for category, label, amount, pack, months in lines:
+            line = services.add_line(dossier, category=category, label=label, amount_ht=Decimal(amount),
+                                     pack=pack, months=months)
+            db.session.flush()
+            invoice = documents.check_file(f"devis-{line.id}.pdf", simple_pdf(f"Devis : {label}"[:60]),
+                                           current_app.config["MAX_UPLOAD_BYTES"])
+            keys.append(documents.store(dossier, invoice, line=line, uploader=author, now=now).storage_key)
+        for step in STEPS[state]:
+            if step == "submit":
+                services.submit(dossier, author, now=now)
+            elif step == "request_documents":
+                services.request_documents(dossier, instructor, "Merci de joindre le devis signé.", now=now)
+            elif step == "declare_eligible":
+                services.declare_eligible(dossier, instructor, now=now)
+            elif step == "grant":
+                services.grant(dossier, instructor, now=now)
+            elif step == "pay":
+                services.record_payment(dossier, finance, amount=dossier.granted_amount, paid_on=date.today(),
+                                        reference="MANDAT-DEMO-1", final=True, now=now)
+        documents.commit_or_discard(keys)
 
 
 @click.group("demo", help="Données de démonstration.")
