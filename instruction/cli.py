@@ -21,26 +21,52 @@ def main() -> None:
 def register_commands(app: Flask) -> None:
     from instruction.campaigns.cli import campaigns_cli
     from instruction.demo import demo_cli
+    from instruction.notifications.cli import worker_cli
     from instruction.simulation import simulate_command
     from instruction.territory.cli import territory_cli
 
     app.cli.add_command(territory_cli)
     app.cli.add_command(campaigns_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(worker_cli)
     app.cli.add_command(simulate_command)
 
 
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-def serve_command(host: str, port: int) -> None:
+@click.option("--worker/--no-worker", default=True, show_default=True,
+              help="Also run the Celery worker and beat (a child process, same environment).")
+def serve_command(host: str, port: int, worker: bool) -> None:
     """Serve the web application (embedded default: for a demo or a workstation)."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
     app = _create_app()
+    child = None
+    if worker:  # worker and beat in one process; stopped when the server stops
+        schedule = Path(app.instance_path) / "celerybeat-schedule"
+        # Its own session: Ctrl-C reaches the server only, which then stops the worker cleanly.
+        child = subprocess.Popen([sys.executable, "-m", "celery", "-A", "worker", "worker", "--beat",
+                                  "--loglevel", "INFO", "--concurrency", "2", "--schedule", str(schedule)],
+                                 start_new_session=True)
+        click.echo(f"Tâches de fond démarrées (worker et beat, pid {child.pid})")
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that `finally` runs on SIGTERM
     click.echo(f"Application servie sur http://{host}:{port}")
     # Not app.run(): Flask ignores it inside its own CLI.
     from werkzeug.serving import run_simple
 
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False)
+    finally:
+        if child is not None and child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 if __name__ == "__main__":  # python -m instruction.cli

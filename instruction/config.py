@@ -43,6 +43,15 @@ def load_config(instance: Path, overrides: dict) -> dict:
         "SMTP_STARTTLS": _bool("SMTP_STARTTLS", False),
         "MAIL_FROM": os.environ.get("MAIL_FROM", "aides-numeriques@bourgognefranchecomte.fr"),
         "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000"),
+        "SMTP_TIMEOUT": float(os.environ.get("SMTP_TIMEOUT", 30)),
+        # Notifications and the worker (docs/worker.md).
+        "NOTIFICATION_RATE": os.environ.get("NOTIFICATION_RATE", "60/m"),
+        "NOTIFICATION_MAX_ATTEMPTS": int(os.environ.get("NOTIFICATION_MAX_ATTEMPTS", 8)),
+        "NOTIFICATION_RETRY_DELAY": float(os.environ.get("NOTIFICATION_RETRY_DELAY", 60)),
+        "NOTIFICATION_REDISPATCH_AFTER": int(os.environ.get("NOTIFICATION_REDISPATCH_AFTER", 3600)),
+        "REMINDER_DAYS": tuple(int(d) for d in os.environ.get("REMINDER_DAYS", "30,7,1").split(",")
+                               if d.strip()),
+        "DOCUMENTS_REMINDER_DAYS": int(os.environ.get("DOCUMENTS_REMINDER_DAYS", 15)),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", False),
@@ -53,6 +62,10 @@ def load_config(instance: Path, overrides: dict) -> dict:
         "TIMEZONE": "Europe/Paris",
     }
     config.update(overrides)
+    # Queue a delivery task after each commit that wrote outbox rows; off by default in tests,
+    # whose rows live in a transaction that the worker cannot see.
+    config.setdefault("NOTIFICATION_DISPATCH_ON_COMMIT",
+                      _bool("NOTIFICATION_DISPATCH_ON_COMMIT", not config.get("TESTING", False)))
     if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
     else:

@@ -30,3 +30,5 @@ def init_extensions(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Veuillez vous connecter pour accéder à cette page."
     login_manager.login_message_category = "warning"
+    from instruction.notifications import init_app as init_notifications  # dispatch, unread badge
+    init_notifications(app)

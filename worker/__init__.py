@@ -1,1 +1,2 @@
-"""Celery entry point (``celery -A worker worker``): wiring arrives with the worker issue."""
+"""The background worker: Celery wiring (``celery_app``), the beat schedule (``schedule``) and
+thin tasks (``tasks``). ``celery -A worker …`` loads ``worker/celery.py``; see docs/worker.md."""

@@ -22,6 +22,9 @@ class OutboxMessage(Base):
     dossier_id: Mapped[int | None] = mapped_column(ForeignKey("dossier.id", ondelete="SET NULL"), index=True)
     context: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When a delivery task was last queued for it, or is due to run (a retry); None when queuing
+    # failed. The periodic re-dispatch leaves rows queued recently alone (no duplicate tasks).
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
 
     dossier = relationship("Dossier")
     deliveries: Mapped[list[Delivery]] = relationship(

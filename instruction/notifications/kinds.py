@@ -1,0 +1,42 @@
+"""What each kind of notification is called (in-app list) and the subject of its e-mail.
+
+A kind is the workflow action that caused it (``submit``, ``grant``…), a reminder, the digest
+or an account e-mail. Each has ``templates/emails/<kind>.txt`` and ``.html``.
+"""
+
+from __future__ import annotations
+
+# kind: (label in the in-app list, e-mail subject; "{reference}" is the dossier's reference)
+KINDS: dict[str, tuple[str, str]] = {
+    "submit": ("Dossier déposé", "Dossier {reference} : dépôt enregistré"),
+    "request_documents": ("Pièces demandées", "Dossier {reference} : des pièces sont demandées"),
+    "resubmit": ("Dossier complété par le demandeur", "Dossier {reference} : pièces complémentaires reçues"),
+    "declare_eligible": ("Dossier déclaré éligible", "Dossier {reference} : dossier éligible"),
+    "declare_ineligible": ("Dossier déclaré inéligible", "Dossier {reference} : dossier inéligible"),
+    "grant": ("Subvention attribuée", "Dossier {reference} : subvention attribuée"),
+    "refuse": ("Demande refusée", "Dossier {reference} : demande refusée"),
+    "record_payment": ("Versement enregistré", "Dossier {reference} : versement enregistré"),
+    "record_final_payment": ("Versement final enregistré", "Dossier {reference} : versement final enregistré"),
+    "withdraw": ("Dossier retiré par le demandeur", "Dossier {reference} : dossier retiré"),
+    "expire": ("Brouillon clos à la date limite", "Dossier {reference} : brouillon clos à la date limite"),
+    "cancel_grant": ("Attribution annulée", "Dossier {reference} : attribution annulée"),
+    "reopen": ("Instruction rouverte", "Dossier {reference} : instruction rouverte"),
+    "reminder_deadline": ("Rappel : date limite de dépôt proche",
+                          "Rappel : dossier {reference} à déposer avant la date limite"),
+    "reminder_documents": ("Rappel : pièces toujours attendues",
+                           "Rappel : dossier {reference}, pièces toujours attendues"),
+    "digest": ("Synthèse quotidienne", "Aides numériques : votre synthèse du jour"),
+    "account_confirmation": ("Confirmation du compte", "Confirmez votre adresse électronique"),
+    "password_reset": ("Réinitialisation du mot de passe", "Réinitialisation de votre mot de passe"),
+}
+# Sent by e-mail only: never listed in-app (they carry a personal link).
+ACCOUNT_KINDS = ("account_confirmation", "password_reset")
+
+
+def label(kind: str) -> str:
+    return KINDS.get(kind, (kind, ""))[0]
+
+
+def subject(kind: str, reference: str | None) -> str:
+    template = KINDS.get(kind, ("", "Aides numériques : notification"))[1]
+    return template.format(reference=reference or "")
