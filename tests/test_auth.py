@@ -33,7 +33,7 @@ def test_wrong_password_gets_a_french_message(client, session):
 
 
 def test_email_is_case_insensitive(client, session):
-    user = factories.user("instructor", email="Agent.Region@Exemple.fr")
+    factories.user("instructor", email="Agent.Region@Exemple.fr")
     session.commit()
     assert login(client, "  AGENT.region@exemple.FR ").status_code == 302
 
