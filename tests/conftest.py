@@ -53,19 +53,27 @@ def make_test_app(database_url: str, tmp: Path, **overrides):
     return create_app(config)
 
 
-@pytest.fixture(scope="session")
-def app(tmp_path_factory):
-    """The application on a freshly migrated PostgreSQL database holding the reference data."""
-    recreate_database(TEST_DATABASE_URL)
-    app = make_test_app(TEST_DATABASE_URL, tmp_path_factory.mktemp("app"))
+def prepared_app(database_url: str, tmp: Path, **overrides):
+    """The application on a fresh database (PostgreSQL: dropped and created again; SQLite: a new
+    file), migrated, holding the territory and the campaigns."""
+    from instruction.campaigns.services import sync_campaigns
+    from instruction.territory.services import import_territory
+
+    if database_url.startswith("postgresql"):
+        recreate_database(database_url)
+    app = make_test_app(database_url, tmp, **overrides)
     with app.app_context():
         upgrade()
-        from instruction.campaigns.services import sync_campaigns
-        from instruction.territory.services import import_territory
-
         import_territory()
         sync_campaigns()
         db.session.remove()
+    return app
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    """The application on a freshly migrated PostgreSQL database holding the reference data."""
+    app = prepared_app(TEST_DATABASE_URL, tmp_path_factory.mktemp("app"))
     yield app
     with app.app_context():
         db.engine.dispose()

@@ -189,3 +189,20 @@ def jpeg_bytes() -> bytes:
         "ffd8ffe000104a46494600010101004800480000ffdb004300030202020203020202030303030406040404040408"
         "06060506090809090a090809090a0c0f0c0a0b0e0b09090d110d0e0f101011100a0c12131210130f101010ffc9"
         "000b080001000101011100ffcc000600101005ffda0008010100003f00d2cf20ffd9")
+
+
+# --- logging in through the login form -----------------------------------------------------------
+
+
+def log_in(client, user, password: str = PASSWORD):
+    """Log ``user`` in through the real form; the user must be committed."""
+    response = client.post("/connexion", data={"email": user.email, "password": password})
+    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+    return user
+
+
+def staff_logged_in(client, session, role: str = "instructor"):
+    """A new staff user of ``role``, committed and logged in."""
+    member = user(role)
+    session.commit()
+    return log_in(client, member)

@@ -20,18 +20,6 @@ from tests.factories import NOW
 NBSP = "\u00a0"
 
 
-def login(client, user):
-    response = client.post("/connexion", data={"email": user.email, "password": factories.PASSWORD})
-    assert response.status_code == 302
-    return user
-
-
-def as_staff(client, session, role="instructor"):
-    user = factories.user(role)
-    session.commit()
-    return login(client, user)
-
-
 def text(response) -> str:
     """The page as a person reads it: entities decoded, no-break spaces as spaces."""
     return html_lib.unescape(response.get_data(as_text=True)).replace(NBSP, " ")
@@ -66,7 +54,7 @@ def test_page_shows_the_applicant_its_lines_and_invoices(client, session):
     dossier = factories.dossier("received", aid=1, collectivite=commune, lines=[
         {"category": "licence", "label": "Suite bureautique", "amount_ht": "900.00", "pack": 3, "months": 48}])
     document = dossier.lines[0].documents[0]
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     body = page(client, dossier)
     assert "Tart-le-Bas" in body and "Code INSEE" in body and "21622" in body
     population = section(body.replace("</dd>", "</section>"), "population")
@@ -85,7 +73,7 @@ def test_page_shows_the_applicant_its_lines_and_invoices(client, session):
 def test_live_evaluation_lists_every_finding_then_the_frozen_one(client, session):
     dossier = factories.dossier("received", aid=2)
     decision = evaluate_dossier(dossier, NOW)
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     evaluation = section(page(client, dossier), "evaluation")
     assert "calculée maintenant" in evaluation and "Résultat : éligible" in evaluation
     for finding in decision.findings:
@@ -105,7 +93,7 @@ def test_failed_findings_are_shown_as_such(client, session):
     dossier = factories.dossier("received", aid=2, lines=[
         {"category": "equipement", "label": "Serveur", "amount_ht": "10000.00"},
         {"category": "cablage", "label": "Câblage", "amount_ht": "5000.00"}])  # not eligible for aid 2
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     evaluation = section(page(client, dossier), "evaluation")
     assert 'data-ok="non"' in evaluation and "Réduction :" in evaluation
 
@@ -117,7 +105,7 @@ def test_envelope_figures_with_pending_demand(client, session):
     factories.dossier("eligible", aid=2, collectivite=factories.epci("200070894"))  # another EPCI
     dossier = factories.dossier("eligible", aid=2)  # computed with the cap in view: 2,000 €
     assert dossier.computed_amount == Decimal("2000.00")
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     envelope = section(page(client, dossier), "envelope")
     assert "epci:200000925" in envelope
     assert figure(envelope, "envelope-limit") == "30 000,00 €"
@@ -131,7 +119,7 @@ def test_envelope_figures_with_pending_demand(client, session):
 
 def test_envelope_before_any_grant_takes_the_cap_from_the_parameters(client, session):
     dossier = factories.dossier("received", aid=4)
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     envelope = section(page(client, dossier), "envelope")
     assert "epci-territoire:200000925" in envelope
     assert figure(envelope, "envelope-limit") == "40 000,00 €"
@@ -142,7 +130,7 @@ def test_envelope_before_any_grant_takes_the_cap_from_the_parameters(client, ses
 def test_audit_trail_and_messages(client, session):
     dossier = factories.dossier("incomplete")
     instructor = factories.staff("instructor")
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     body = page(client, dossier)
     audit = section(body.replace("</table>", "</section>"), "audit")
     assert "Création du brouillon" in audit and "Déposer le dossier" in audit
@@ -155,7 +143,7 @@ def test_audit_trail_and_messages(client, session):
 
 def test_actions_offered_to_an_instructor_on_a_received_dossier(client, session):
     dossier = factories.dossier("received")
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     body = page(client, dossier)
     for action in ("request_documents", "declare_eligible", "declare_ineligible", "refuse", "assign"):
         assert f'data-action="{action}"' in body, action
@@ -167,7 +155,7 @@ def test_unavailable_actions_are_shown_disabled_with_their_reason(client, sessio
     dossier = factories.dossier("granted")
     services.record_payment(dossier, factories.staff("finance"), amount=Decimal("100.00"),
                             paid_on=NOW.date(), reference="M-1", final=False, now=NOW)
-    as_staff(client, session, "admin")
+    factories.staff_logged_in(client, session, "admin")
     body = page(client, dossier)
     unavailable = body[body.index('data-unavailable="cancel_grant"'):]
     assert "disabled" in unavailable[:300]
@@ -177,7 +165,7 @@ def test_unavailable_actions_are_shown_disabled_with_their_reason(client, sessio
 def test_an_expired_dossier_is_shown_without_envelope(client, session):
     dossier = factories.dossier("draft")
     services.expire(dossier, None, now=datetime(2027, 7, 1, 8, 0, tzinfo=UTC))
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     body = page(client, dossier, onglet="clos")
     assert "Expiré" in body and "Dossier 1 sur 1" in body
     assert 'data-testid="envelope"' not in body  # never submitted: no cap scope
@@ -186,7 +174,7 @@ def test_an_expired_dossier_is_shown_without_envelope(client, session):
 
 def test_draft_and_unknown_dossiers_are_404(client, session):
     draft = factories.dossier("draft")
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     assert client.get(f"/instruction/dossiers/{draft.id}").status_code == 404
     assert client.get("/instruction/dossiers/999999").status_code == 404
     assert client.get("/instruction/dossiers/99999999999999999999").status_code == 404
@@ -199,7 +187,7 @@ def test_draft_and_unknown_dossiers_are_404(client, session):
 
 def test_declare_eligible_then_grant_the_default_amount(client, session):
     dossier = factories.dossier("received")
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     response = act(client, dossier, "declare_eligible")
     assert response.status_code == 302 and response.headers["Location"] == f"/instruction/dossiers/{dossier.id}"
     body = text(client.get(response.headers["Location"]))
@@ -216,7 +204,7 @@ def test_declare_eligible_then_grant_the_default_amount(client, session):
                                              ("2\u00a0000 €", "2000.00"), ("3999", "3999.00")])
 def test_grant_amount_with_a_comma_or_a_dot(client, session, typed, expected):
     dossier = factories.dossier("eligible")
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     assert act(client, dossier, "grant", {"amount": typed}).status_code == 302
     assert dossier.granted_amount == Decimal(expected)
 
@@ -232,7 +220,7 @@ def test_grant_amount_with_a_comma_or_a_dot(client, session, typed, expected):
 ])
 def test_bad_grant_amount_is_a_400_with_the_message(client, session, typed, message):
     dossier = factories.dossier("eligible")
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     response = act(client, dossier, "grant", {"amount": typed})
     assert response.status_code == 400
     assert message in text(response)
@@ -244,7 +232,7 @@ def test_grant_beyond_the_envelope_is_409_with_what_remains(client, session):
     big = factories.dossier("eligible", aid=2, lines=[{"category": "equipement", "label": "A", "amount_ht": "70000.00"}])
     dossier = factories.dossier("eligible", aid=2)  # computed 4,000 € while the envelope was empty
     services.grant(big, factories.staff(), now=NOW)  # 28,000 € of 30,000 €
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     response = act(client, dossier, "grant", {"amount": "4000,00"})
     assert response.status_code == 409
     body = text(response)
@@ -258,7 +246,7 @@ def test_grant_beyond_the_envelope_is_409_with_what_remains(client, session):
 
 def test_reason_is_required_where_the_table_says(client, session):
     dossier = factories.dossier("received")
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     response = act(client, dossier, "request_documents", {"reason": "   "})
     assert response.status_code == 400
     assert "Indiquez un motif" in text(response)
@@ -275,7 +263,7 @@ def test_reason_is_required_where_the_table_says(client, session):
 ])
 def test_decisions_with_a_reason(client, session, action, state, target):
     dossier = factories.dossier(state)
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     response = act(client, dossier, action, {"reason": "Projet hors du champ de l'aide."})
     assert response.status_code == 302
     session.refresh(dossier)
@@ -286,7 +274,7 @@ def test_decisions_with_a_reason(client, session, action, state, target):
 def test_admin_cancels_a_grant_and_reopens_a_refusal(client, session):
     granted = factories.dossier("granted")
     refused = factories.dossier("refused")
-    as_staff(client, session, "admin")
+    factories.staff_logged_in(client, session, "admin")
     assert act(client, granted, "cancel_grant", {"reason": "Erreur de saisie"}).status_code == 302
     assert act(client, refused, "reopen", {"reason": "Recours gracieux accepté"}).status_code == 302
     session.refresh(granted)
@@ -297,7 +285,7 @@ def test_admin_cancels_a_grant_and_reopens_a_refusal(client, session):
 
 def test_a_transition_from_the_wrong_state_is_409(client, session):
     dossier = factories.dossier("granted")
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     response = act(client, dossier, "declare_eligible")
     assert response.status_code == 409
     assert "Cette action n'est pas possible dans l'état actuel du dossier." in text(response)
@@ -318,7 +306,7 @@ def test_an_action_the_role_may_not_take_is_403_whatever_is_sent(client, session
     dossier = factories.dossier("eligible" if action not in ("record_payment", "record_final_payment",
                                                              "cancel_grant") else "granted")
     before = dossier.state
-    as_staff(client, session, role)
+    factories.staff_logged_in(client, session, role)
     response = act(client, dossier, action, data)
     assert response.status_code == 403
     assert "Votre rôle ne permet pas cette action sur le dossier." in text(response)
@@ -328,14 +316,14 @@ def test_an_action_the_role_may_not_take_is_403_whatever_is_sent(client, session
 
 def test_unknown_action_is_404(client, session):
     dossier = factories.dossier("received")
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     assert act(client, dossier, "fly").status_code == 404
     assert client.get(f"/instruction/dossiers/{dossier.id}/actions/declare_eligible").status_code == 405
 
 
 def test_expire_by_an_admin_on_a_submitted_dossier_is_409(client, session):
     dossier = factories.dossier("received")
-    as_staff(client, session, "admin")
+    factories.staff_logged_in(client, session, "admin")
     assert act(client, dossier, "expire").status_code == 409
 
 
@@ -344,7 +332,7 @@ def test_expire_by_an_admin_on_a_submitted_dossier_is_409(client, session):
 
 def test_partial_then_over_then_final_payment(client, session):
     dossier = factories.dossier("granted")  # 4,000 € granted
-    as_staff(client, session, "finance")
+    factories.staff_logged_in(client, session, "finance")
     body = page(client, dossier)
     assert 'data-action="record_payment"' in body and 'id="payment-final"' in body
     assert figure(section(body, "payments"), "left-to-pay") == "4 000,00 €"
@@ -378,7 +366,7 @@ def test_partial_then_over_then_final_payment(client, session):
 
 def test_final_payment_route_marks_the_dossier_paid(client, session):
     dossier = factories.dossier("granted")
-    as_staff(client, session, "finance")
+    factories.staff_logged_in(client, session, "finance")
     response = act(client, dossier, "record_final_payment", {"amount": "100", "paid_on": "2026-12-01",
                                                              "reference": "SOLDE"})
     assert response.status_code == 302
@@ -394,7 +382,7 @@ def test_final_payment_route_marks_the_dossier_paid(client, session):
 ])
 def test_bad_payment_input_is_a_400_in_french(client, session, data, message):
     dossier = factories.dossier("granted")
-    as_staff(client, session, "finance")
+    factories.staff_logged_in(client, session, "finance")
     response = act(client, dossier, "record_payment", data)
     assert response.status_code == 400
     assert message in text(response)
@@ -408,7 +396,7 @@ def test_bad_payment_input_is_a_400_in_french(client, session, data, message):
 def test_previous_and_next_follow_the_filtered_sorted_queue(client, session):
     first, second, third = (factories.dossier("received") for _ in range(3))
     factories.dossier("received", aid=4)  # filtered out by aide=2
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     args = {"onglet": "a-instruire", "aide": "2", "tri": "reference", "ordre": "desc"}
     raw = client.get(f"/instruction/dossiers/{second.id}", query_string=args).get_data(as_text=True)
     nav = raw[raw.index('data-testid="queue-nav"'):raw.index("</nav>", raw.index('data-testid="queue-nav"'))]
@@ -426,7 +414,7 @@ def test_previous_and_next_follow_the_filtered_sorted_queue(client, session):
 
 def test_a_dossier_outside_the_filtered_queue_has_no_neighbours(client, session):
     dossier = factories.dossier("granted")
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     body = page(client, dossier, onglet="a-instruire")
     assert "Ce dossier ne fait plus partie de la liste filtrée." in body
     assert 'rel="next"' not in body and 'rel="prev"' not in body
@@ -435,7 +423,7 @@ def test_a_dossier_outside_the_filtered_queue_has_no_neighbours(client, session)
 
 def test_back_link_returns_to_the_page_holding_the_dossier(client, session):
     factories.bulk_dossiers(60, states=("received",))
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     oldest = session.scalars(select(Dossier).order_by(Dossier.submitted_at.asc()).limit(1)).one()
     newest = session.scalars(select(Dossier).order_by(Dossier.submitted_at.desc()).limit(1)).one()
     body = page(client, newest, onglet="a-instruire")  # oldest first: the newest is 60th, page 2

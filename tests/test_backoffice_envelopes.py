@@ -14,12 +14,6 @@ NBSP = "\u00a0"
 LINE_A1 = [{"category": "equipement", "label": "Ordinateur", "amount_ht": "1200.00", "pack": 1}]
 
 
-def login_staff(client, session, role="instructor"):
-    user = factories.user(role)
-    session.commit()
-    assert client.post("/connexion", data={"email": user.email, "password": factories.PASSWORD}).status_code == 302
-
-
 def view(client, siren="200000925", **args) -> str:
     response = client.get(f"/instruction/epci/{siren}", query_string=args)
     assert response.status_code == 200, response.get_data(as_text=True)[:2000]
@@ -63,7 +57,7 @@ def territory(session):
 
 
 def test_envelopes_of_each_aid(client, session, territory):
-    login_staff(client, session)
+    factories.staff_logged_in(client, session)
     page = view(client)
     assert "Enveloppes de CC de la Plaine Dijonnaise" in page
     assert "ville centre : Genlis" in page
@@ -90,7 +84,7 @@ def test_envelopes_of_each_aid(client, session, territory):
 
 
 def test_aid_1_is_shown_per_commune(client, session, territory):
-    login_staff(client, session)
+    factories.staff_logged_in(client, session)
     page = view(client)
     aid1 = aid_section(page, 1)
     tart = scope_block(aid1, "commune:21622")
@@ -103,7 +97,7 @@ def test_aid_1_is_shown_per_commune(client, session, territory):
 
 
 def test_campaign_is_selectable_and_a_bad_one_is_ignored(client, session, territory):
-    login_staff(client, session)
+    factories.staff_logged_in(client, session)
     page = view(client, campagne="pair-2021")
     assert "PAIR Bourgogne-Franche-Comté" in page.split("Campagne :")[1][:200]
     assert territory["a2_granted"].reference not in page
@@ -113,11 +107,11 @@ def test_campaign_is_selectable_and_a_bad_one_is_ignored(client, session, territ
 
 
 def test_unknown_epci_is_404(client, session):
-    login_staff(client, session)
+    factories.staff_logged_in(client, session)
     assert client.get("/instruction/epci/000000000").status_code == 404
     assert client.get("/instruction/epci/21001").status_code == 404  # a commune is not an EPCI
 
 
 def test_finance_sees_the_envelopes_too(client, session, territory):
-    login_staff(client, session, "finance")
+    factories.staff_logged_in(client, session, "finance")
     assert "epci:200000925" in view(client)

@@ -17,18 +17,6 @@ from tests import factories
 from tests.factories import NOW
 
 
-def login(client, user):
-    response = client.post("/connexion", data={"email": user.email, "password": factories.PASSWORD})
-    assert response.status_code == 302
-    return user
-
-
-def as_staff(client, session, role="instructor"):
-    user = factories.user(role)
-    session.commit()
-    return login(client, user)
-
-
 def counts(html: str) -> dict[str, int]:
     return {k: int(v) for k, v in re.findall(r'data-count="([\w-]+)">(\d+)<', html)}
 
@@ -56,7 +44,7 @@ def test_applicant_gets_403_everywhere(client, session):
     dossier = factories.dossier("received")
     applicant = factories.applicant_of(dossier.collectivite)
     session.commit()
-    login(client, applicant)
+    factories.log_in(client, applicant)
     for path in ("/instruction/", f"/instruction/dossiers/{dossier.id}", "/instruction/epci/200000925"):
         assert client.get(path).status_code == 403
     response = client.post(f"/instruction/dossiers/{dossier.id}/actions/declare_eligible")
@@ -67,7 +55,7 @@ def test_applicant_gets_403_everywhere(client, session):
 
 @pytest.mark.parametrize("role", ["instructor", "finance", "admin"])
 def test_staff_see_the_queue(client, session, role):
-    as_staff(client, session, role)
+    factories.staff_logged_in(client, session, role)
     html = get(client)
     assert "Dossiers" in html and 'aria-label="Pagination"' not in html
 
@@ -79,7 +67,7 @@ def test_tab_counts_and_drafts_are_hidden(client, session):
     for state in ("draft", "received", "incomplete", "eligible", "granted", "paid", "refused", "withdrawn"):
         factories.dossier(state)
     draft = factories.dossier("draft")
-    user = as_staff(client, session)
+    user = factories.staff_logged_in(client, session)
     html = get(client)
     assert counts(html) == {"a-instruire": 3, "decides": 1, "verses": 1, "clos": 2, "tous": 7,
                             "mes-dossiers": 0}
@@ -101,7 +89,7 @@ def test_tab_counts_are_one_query_with_the_filters(session):
 def test_finance_starts_on_granted_dossiers_and_has_no_mes_dossiers(client, session):
     granted = factories.dossier("granted")
     factories.dossier("received")
-    as_staff(client, session, "finance")
+    factories.staff_logged_in(client, session, "finance")
     html = get(client)
     assert row_ids(html) == [granted.id]
     assert 'aria-current="page"' in html and "mes-dossiers" not in counts(html)
@@ -110,7 +98,7 @@ def test_finance_starts_on_granted_dossiers_and_has_no_mes_dossiers(client, sess
 
 def test_take_a_dossier_then_find_it_in_mes_dossiers(client, session):
     dossier = factories.dossier("received")
-    user = as_staff(client, session)
+    user = factories.staff_logged_in(client, session)
     back = "/instruction/?onglet=a-instruire&aide=2"
     response = client.post(f"/instruction/dossiers/{dossier.id}/actions/assign", data={"retour": back})
     assert response.status_code == 302 and response.headers["Location"] == back
@@ -124,7 +112,7 @@ def test_take_a_dossier_then_find_it_in_mes_dossiers(client, session):
 
 def test_take_ignores_an_offsite_return(client, session):
     dossier = factories.dossier("received")
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     response = client.post(f"/instruction/dossiers/{dossier.id}/actions/assign",
                            data={"retour": "//evil.example/instruction/"})
     assert response.headers["Location"] == f"/instruction/dossiers/{dossier.id}"
@@ -132,7 +120,7 @@ def test_take_ignores_an_offsite_return(client, session):
 
 def test_finance_cannot_take_a_dossier(client, session):
     dossier = factories.dossier("received")
-    as_staff(client, session, "finance")
+    factories.staff_logged_in(client, session, "finance")
     response = client.post(f"/instruction/dossiers/{dossier.id}/actions/assign")
     assert response.status_code == 403
     assert "Seul un instructeur peut prendre en charge un dossier." in response.get_data(as_text=True)
@@ -161,7 +149,7 @@ def varied(session):
 
 
 def test_each_filter(client, session, varied):
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     ids = {k: v.id for k, v in varied.items() if k != "other_instructor"}
 
     def listed(**args):
@@ -185,7 +173,7 @@ def test_submitted_between_is_read_in_paris_time(client, session):
     # 23:30 UTC on 28 November is 00:30 on 29 November in Paris.
     late = factories.dossier("received", now=datetime(2026, 11, 28, 23, 30, tzinfo=UTC))
     early = factories.dossier("received", now=datetime(2026, 11, 28, 10, 0, tzinfo=UTC))
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     assert row_ids(get(client, depose_du="2026-11-29")) == [late.id]
     assert row_ids(get(client, depose_au="2026-11-28")) == [early.id]
     assert row_ids(get(client, depose_du="28/11/2026", depose_au="28/11/2026")) == [early.id]
@@ -193,7 +181,7 @@ def test_submitted_between_is_read_in_paris_time(client, session):
 
 
 def test_search_reference_and_name_case_insensitive(client, session, varied):
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     assert set(row_ids(get(client, onglet="tous", q="plaine DIJONNAISE"))) == {
         varied["epci_a2"].id, varied["epci_a4"].id}
     reference = varied["commune_a1"].reference
@@ -207,7 +195,7 @@ def test_sort_by_any_column_both_ways(client, session):
     small = factories.dossier("eligible", lines=[{"category": "equipement", "label": "A", "amount_ht": "1000.00"}])
     big = factories.dossier("eligible", lines=[{"category": "equipement", "label": "B", "amount_ht": "9000.00"}])
     pending = factories.dossier("received", aid=1)  # no computed amount yet: always last
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     assert row_ids(get(client, tri="calcule")) == [small.id, big.id, pending.id]
     assert row_ids(get(client, tri="calcule", ordre="desc")) == [big.id, small.id, pending.id]
     assert row_ids(get(client, tri="aide", ordre="desc"))[-1] == pending.id
@@ -218,7 +206,7 @@ def test_sort_by_any_column_both_ways(client, session):
 
 def test_pagination_and_bookmarkable_links(client, session):
     factories.bulk_dossiers(queries.PER_PAGE + 10, states=("received",))
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     first = get(client, aide="2", tri="reference")
     assert len(row_ids(first)) == queries.PER_PAGE
     assert "Dossiers 1 à 50 sur 60" in first
@@ -256,7 +244,7 @@ def test_pagination_and_bookmarkable_links(client, session):
 ])
 def test_bad_filter_values_are_ignored_with_a_french_warning(client, session, args, message):
     dossier = factories.dossier("received")
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     html = get(client, **args)
     assert message in html.replace("&#39;", "'").replace("&#34;", '"')
     if "q" not in args:
@@ -299,7 +287,7 @@ def test_first_page_of_10000_dossiers_takes_a_bounded_number_of_queries(client, 
     instructors = [factories.user("instructor") for _ in range(5)]
     territory = [factories.epci("200000925"), factories.epci("200070894"), factories.epci("242100410")]
     factories.bulk_dossiers(3, collectivites=territory, assignees=instructors)
-    user = as_staff(client, session)
+    user = factories.staff_logged_in(client, session)
     small, _ = queue_statements(client, session, onglet="tous")
 
     factories.bulk_dossiers(10_000, collectivites=territory, assignees=instructors)
@@ -323,7 +311,7 @@ def test_first_page_of_10000_dossiers_takes_a_bounded_number_of_queries(client, 
 def test_home_page_shows_the_tab_counts(client, session):
     factories.dossier("received")
     factories.dossier("granted")
-    as_staff(client, session, "instructor")
+    factories.staff_logged_in(client, session, "instructor")
     html = get(client, "/")
     assert counts(html)["a-instruire"] == 1 and counts(html)["decides"] == 1
     assert 'href="/instruction/?onglet=decides"' in html
@@ -331,7 +319,7 @@ def test_home_page_shows_the_tab_counts(client, session):
 
 def test_queue_shows_the_columns(client, session):
     dossier = factories.dossier("eligible", aid=2)
-    as_staff(client, session)
+    factories.staff_logged_in(client, session)
     html = get(client)
     row = html[html.index(f'<tr data-dossier="{dossier.id}"'):]
     row = row[:row.index("</tr>")]

@@ -11,32 +11,22 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from flask_migrate import upgrade
 from sqlalchemy import select
 
-from instruction.campaigns.services import sync_campaigns
 from instruction.dossiers import services
 from instruction.dossiers.models import Dossier, Envelope
 from instruction.extensions import db
-from instruction.territory.services import import_territory
 from tests import factories
-from tests.conftest import make_test_app, recreate_database, sibling_database_url
+from tests.conftest import prepared_app, sibling_database_url
 
 GRANTS = 12  # 12 × 4,000 € asked of a 30,000 € envelope: exactly 7 fit
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 def committed_app(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'race.db'}"
-    else:
-        url = sibling_database_url("race")
-        recreate_database(url)
-    app = make_test_app(url, tmp_path)
+    url = f"sqlite:///{tmp_path / 'race.db'}" if request.param == "sqlite" else sibling_database_url("race")
+    app = prepared_app(url, tmp_path)
     with app.app_context():
-        upgrade()
-        import_territory()
-        sync_campaigns()
         yield app
         db.session.remove()
         db.engine.dispose()

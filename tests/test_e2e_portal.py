@@ -11,15 +11,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from flask_migrate import upgrade
 from werkzeug.serving import make_server
 
 from instruction import PROJECT_ROOT
-from instruction.campaigns.services import sync_campaigns
 from instruction.extensions import db
-from instruction.territory.services import import_territory
 from tests import factories
-from tests.conftest import make_test_app, recreate_database, sibling_database_url
+from tests.conftest import prepared_app, sibling_database_url
 
 pytestmark = pytest.mark.browser
 
@@ -33,14 +30,9 @@ ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 def served(tmp_path_factory):
     """(base URL, e-mail of a confirmed agent of Agencourt) of the app served on a free port."""
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (make browser-deps)")
-    url = sibling_database_url("e2e")
-    recreate_database(url)
-    app = make_test_app(url, tmp_path_factory.mktemp("e2e"), WTF_CSRF_ENABLED=True)
+        pytest.fail("Debian's chromium is not installed: run `make test` (or `make browser-deps`).")
+    app = prepared_app(sibling_database_url("e2e"), tmp_path_factory.mktemp("e2e"), WTF_CSRF_ENABLED=True)
     with app.app_context():
-        upgrade()
-        import_territory()
-        sync_campaigns()
         agent = factories.user("applicant", collectivite=factories.commune("21001"),
                                email="secretariat@agencourt.exemple.fr", full_name="Claire Martin")
         email = agent.email

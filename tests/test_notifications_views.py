@@ -13,11 +13,6 @@ from tests import factories
 from tests.factories import NOW
 
 
-def login(client, user):
-    response = client.post("/connexion", data={"email": user.email, "password": factories.PASSWORD})
-    assert response.status_code == 302
-
-
 def badge(html: str) -> str | None:
     found = re.search(r'data-testid="unread-count">(\d+)', html)
     return found.group(1) if found else None
@@ -31,7 +26,7 @@ def test_applicant_sees_their_notifications_newest_first_with_badge(client, sess
     stranger = factories.user("applicant", collectivite=factories.epci("200023075"))
     factories.dossier("received", collectivite=stranger.collectivite)
     session.commit()
-    login(client, applicant)
+    factories.log_in(client, applicant)
 
     html = client.get("/notifications/").get_data(as_text=True)
 
@@ -49,7 +44,7 @@ def test_following_a_notification_marks_it_read_and_leads_to_the_dossier(client,
     dossier = factories.dossier("received")
     applicant = factories.applicant_of(dossier.collectivite)
     session.commit()
-    login(client, applicant)
+    factories.log_in(client, applicant)
     row = session.scalar(select(Delivery).where(Delivery.user_id == applicant.id))
 
     response = client.get(f"/notifications/{row.id}/ouvrir")
@@ -67,7 +62,7 @@ def test_staff_links_lead_to_the_back_office(client, session):
     services.assign(dossier, instructor, now=NOW)
     services.withdraw(dossier, factories.applicant_of(dossier.collectivite), "Projet reporté", now=NOW)
     session.commit()
-    login(client, instructor)
+    factories.log_in(client, instructor)
     row = session.scalar(select(Delivery).where(Delivery.user_id == instructor.id))
     assert "Dossier retiré par le demandeur" in client.get("/notifications/").get_data(as_text=True)
     response = client.get(f"/notifications/{row.id}/ouvrir")
@@ -78,7 +73,7 @@ def test_mark_read_and_mark_all_read(client, session):
     dossier = factories.dossier("incomplete")
     applicant = factories.applicant_of(dossier.collectivite)
     session.commit()
-    login(client, applicant)
+    factories.log_in(client, applicant)
     first, second = session.scalars(select(Delivery).where(Delivery.user_id == applicant.id)
                                     .order_by(Delivery.id)).all()
 
@@ -98,7 +93,7 @@ def test_another_users_notification_is_not_found(client, session):
         Delivery.user_id == factories.applicant_of(dossier.collectivite).id))
     other = factories.user("instructor")
     session.commit()
-    login(client, other)
+    factories.log_in(client, other)
     assert client.get(f"/notifications/{row.id}/ouvrir").status_code == 404
     assert client.post(f"/notifications/{row.id}/lue").status_code == 404
     session.refresh(row)
@@ -109,6 +104,6 @@ def test_empty_list_and_login_required(client, session):
     user = factories.user("finance")
     session.commit()
     assert client.get("/notifications/").status_code == 302  # to the login page
-    login(client, user)
+    factories.log_in(client, user)
     html = client.get("/notifications/").get_data(as_text=True)
     assert "Aucune notification pour le moment." in html and badge(html) is None

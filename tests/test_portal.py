@@ -33,12 +33,6 @@ def frozen_clock(monkeypatch):
     return state
 
 
-def login(client, user):
-    response = client.post("/connexion", data={"email": user.email, "password": factories.PASSWORD})
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return user
-
-
 def page(response) -> str:
     return html.unescape(response.get_data(as_text=True)).replace("\u00a0", " ")
 
@@ -77,7 +71,7 @@ EQUIPMENT = {"category": "equipement", "label": "Ordinateur", "amount_ht": "1200
 
 
 def test_home_lists_the_aids_with_eligibility_envelope_and_deadline(client, session):
-    login(client, applicant(session))  # Agencourt, 416 inhabitants
+    factories.log_in(client, applicant(session))  # Agencourt, 416 inhabitants
     html = page(client.get("/portail/"))
     assert "30 juin 2027 à 23:59" in html and "Plus que 214 jours" in html
     aid1 = re.search(r'data-testid="aid-1".*?</article>', html, re.S).group(0)
@@ -90,13 +84,13 @@ def test_home_lists_the_aids_with_eligibility_envelope_and_deadline(client, sess
 
 def test_home_shows_what_is_left_in_the_envelope(client, session):
     factories.dossier("granted", aid=1)  # Agencourt: Pack 1 granted, 1 000 € consumed
-    login(client, applicant(session))
+    factories.log_in(client, applicant(session))
     aid1 = re.search(r'data-testid="aid-1".*?</article>', page(client.get("/portail/")), re.S).group(0)
     assert re.search(r'data-testid="remaining">1 500,00 €</strong> sur 2 500,00 €', aid1)
 
 
 def test_a_large_epci_is_told_why_it_is_not_eligible(client, session):
-    login(client, applicant(session, factories.epci("242100410")))  # Dijon Métropole
+    factories.log_in(client, applicant(session, factories.epci("242100410")))  # Dijon Métropole
     html = page(client.get("/portail/"))
     aid2 = re.search(r'data-testid="aid-2".*?</li>', html, re.S).group(0)
     assert "Non éligible" in aid2 and "258 630 habitants" in aid2 and "moins de 50 000 habitants" in aid2
@@ -105,7 +99,7 @@ def test_a_large_epci_is_told_why_it_is_not_eligible(client, session):
 def test_home_lists_only_the_collectivites_dossiers_with_their_state(client, session):
     mine = factories.dossier("received", aid=1)
     other = factories.dossier("draft", aid=2)  # the EPCI's
-    login(client, applicant(session))
+    factories.log_in(client, applicant(session))
     html = page(client.get("/portail/"))
     assert mine.reference in html and "Reçu" in html
     assert other.reference not in html
@@ -120,7 +114,7 @@ def test_time_left_in_plain_french():
 
 
 def test_staff_are_sent_to_the_back_office(client, session):
-    login(client, factories.user("instructor"))
+    factories.log_in(client, factories.user("instructor"))
     session.commit()
     response = client.get("/portail/")
     assert response.status_code == 302 and response.headers["Location"].endswith("/instruction/")
@@ -137,7 +131,7 @@ def test_applicants_land_on_the_portal_after_login(client, session):
 
 
 def test_double_creation_leaves_one_draft(client, session):
-    user = login(client, applicant(session))
+    user = factories.log_in(client, applicant(session))
     first = create(client, 1, title="Ordinateur de la mairie")
     second = create(client, 1, title="Ordinateur de la mairie")
     drafts = session.scalars(select(Dossier).where(Dossier.collectivite_id == user.collectivite_id)).all()
@@ -154,14 +148,14 @@ def test_double_creation_leaves_one_draft(client, session):
 
 
 def test_no_draft_for_an_aid_the_collectivite_cannot_ask_for(client, session):
-    login(client, applicant(session))
+    factories.log_in(client, applicant(session))
     response = create(client, 2)
     assert response.status_code == 409 and "réservée aux EPCI" in page(response)
     assert session.scalar(select(func.count()).select_from(Dossier)) == 0
 
 
 def test_no_draft_after_the_deadline(client, session, frozen_clock):
-    login(client, applicant(session))
+    factories.log_in(client, applicant(session))
     frozen_clock["now"] = DEADLINE
     response = create(client, 1)
     assert response.status_code == 409 and "Date limite dépassée" in page(response)
@@ -169,7 +163,7 @@ def test_no_draft_after_the_deadline(client, session, frozen_clock):
 
 
 def test_a_forged_token_is_refused(client, session):
-    login(client, applicant(session))
+    factories.log_in(client, applicant(session))
     assert create(client, 1, token="x").status_code == 400
     assert create(client, 7, token="jeton-de-formulaire-0003").status_code == 400
 
@@ -197,7 +191,7 @@ def test_bad_amounts_get_a_french_message(text, message):
 
 
 def test_add_edit_and_remove_a_line(client, session):
-    user = login(client, applicant(session))
+    user = factories.log_in(client, applicant(session))
     dossier = draft_of(session, user)
     response = client.post(f"/portail/dossiers/{dossier.id}/depenses", data={
         "category": "licence", "label": "Suite bureautique", "amount_ht": "900,00", "pack": "3", "months": "48"})
@@ -233,7 +227,7 @@ def test_add_edit_and_remove_a_line(client, session):
     ({"category": "", "label": "PC", "amount_ht": "100", "pack": "1"}, "Choisissez la catégorie"),
 ])
 def test_bad_lines_are_refused_with_french_messages(client, session, data, message):
-    user = login(client, applicant(session))
+    user = factories.log_in(client, applicant(session))
     dossier = draft_of(session, user)
     response = client.post(f"/portail/dossiers/{dossier.id}/depenses", data=data)
     assert response.status_code == 400 and message in page(response)
@@ -243,7 +237,7 @@ def test_bad_lines_are_refused_with_french_messages(client, session, data, messa
 
 
 def test_aids_without_packs_have_no_pack_field(client, session):
-    user = login(client, applicant(session, factories.epci()))
+    user = factories.log_in(client, applicant(session, factories.epci()))
     dossier = draft_of(session, user, aid=4)
     html = page(client.get(f"/portail/dossiers/{dossier.id}"))
     assert 'name="pack"' not in html and 'name="months"' not in html and "Travaux de câblage" in html
@@ -255,7 +249,7 @@ def test_aids_without_packs_have_no_pack_field(client, session):
 
 def test_lines_are_read_only_once_submitted(client, session):
     dossier = factories.dossier("received", aid=1)
-    login(client, factories.applicant_of(dossier.collectivite))
+    factories.log_in(client, factories.applicant_of(dossier.collectivite))
     session.commit()
     line = dossier.lines[0]
     response = client.post(f"/portail/dossiers/{dossier.id}/depenses", data=EQUIPMENT)
@@ -271,7 +265,7 @@ def test_lines_are_read_only_once_submitted(client, session):
 
 
 def test_the_page_shows_the_estimation_and_what_is_missing(client, session):
-    user = login(client, applicant(session))
+    user = factories.log_in(client, applicant(session))
     dossier = draft_of(session, user)
     html = page(client.get(f"/portail/dossiers/{dossier.id}"))
     assert "Ajoutez au moins une ligne de dépense." in html
@@ -285,7 +279,7 @@ def test_the_page_shows_the_estimation_and_what_is_missing(client, session):
 
 
 def test_estimation_endpoint_returns_the_evaluation_as_json(client, session):
-    user = login(client, applicant(session))
+    user = factories.log_in(client, applicant(session))
     dossier = draft_of(session, user, lines=[EQUIPMENT])
     data = client.get(f"/portail/dossiers/{dossier.id}/estimation").get_json()
     assert data["eligible"] is True and data["amount"] == "1000.00" and data["with_candidate"] is False
@@ -309,7 +303,7 @@ def submit(client, dossier):
 
 
 def test_submission_says_precisely_what_is_missing(client, session):
-    user = login(client, applicant(session))
+    user = factories.log_in(client, applicant(session))
     dossier = draft_of(session, user)
     services.add_line(dossier, category="equipement", label="Ordinateur", amount_ht=Decimal("1200.00"), pack=1)
     session.commit()
@@ -321,14 +315,14 @@ def test_submission_says_precisely_what_is_missing(client, session):
 
 
 def test_submission_refused_when_the_rules_say_no(client, session):
-    user = login(client, applicant(session))
+    user = factories.log_in(client, applicant(session))
     dossier = draft_of(session, user, lines=[{**EQUIPMENT, "pack": None}])  # no pack: no eligible base
     response = submit(client, dossier)
     assert response.status_code == 409 and "Aucune dépense éligible" in page(response)
 
 
 def test_double_submission_leaves_one_submission_event(client, session):
-    user = login(client, applicant(session))
+    user = factories.log_in(client, applicant(session))
     dossier = draft_of(session, user, lines=[EQUIPMENT])
     first, second = submit(client, dossier), submit(client, dossier)
     assert first.status_code == second.status_code == 302
@@ -342,7 +336,7 @@ def test_double_submission_leaves_one_submission_event(client, session):
 
 
 def test_submission_accepted_until_the_last_second_of_the_deadline(client, session, frozen_clock):
-    user = login(client, applicant(session))
+    user = factories.log_in(client, applicant(session))
     dossier = draft_of(session, user, lines=[EQUIPMENT])
     frozen_clock["now"] = DEADLINE - timedelta(seconds=1)  # 30 June 2027, 23:59:59 in Paris
     assert submit(client, dossier).status_code == 302
@@ -351,7 +345,7 @@ def test_submission_accepted_until_the_last_second_of_the_deadline(client, sessi
 
 
 def test_submission_refused_after_the_deadline(client, session, frozen_clock):
-    user = login(client, applicant(session))
+    user = factories.log_in(client, applicant(session))
     dossier = draft_of(session, user, lines=[EQUIPMENT])
     frozen_clock["now"] = DEADLINE  # 1 July 2027, 00:00 in Paris
     html = page(client.get(f"/portail/dossiers/{dossier.id}"))
@@ -368,7 +362,7 @@ def test_submission_refused_after_the_deadline(client, session, frozen_clock):
 
 def test_answer_a_request_for_documents_and_resubmit(client, session, tmp_path):
     dossier = factories.dossier("incomplete", aid=1)
-    user = login(client, factories.applicant_of(dossier.collectivite))
+    user = factories.log_in(client, factories.applicant_of(dossier.collectivite))
     session.commit()
     html = page(client.get(f"/portail/dossiers/{dossier.id}"))
     assert "Merci de joindre la facture signée." in html and "Renvoyer le dossier complété" in html
@@ -389,7 +383,7 @@ def test_answer_a_request_for_documents_and_resubmit(client, session, tmp_path):
 
 def test_a_refused_file_blocks_the_answer_and_nothing_is_stored(client, session, app):
     dossier = factories.dossier("incomplete", aid=1)
-    login(client, factories.applicant_of(dossier.collectivite))
+    factories.log_in(client, factories.applicant_of(dossier.collectivite))
     session.commit()
     documents_before = session.scalar(select(func.count()).select_from(Document))
     response = client.post(f"/portail/dossiers/{dossier.id}/completer", data={
@@ -405,7 +399,7 @@ def test_a_refused_file_blocks_the_answer_and_nothing_is_stored(client, session,
 
 def test_an_empty_answer_is_refused(client, session):
     dossier = factories.dossier("incomplete", aid=1)
-    login(client, factories.applicant_of(dossier.collectivite))
+    factories.log_in(client, factories.applicant_of(dossier.collectivite))
     session.commit()
     response = client.post(f"/portail/dossiers/{dossier.id}/completer", data={"message": " "})
     assert response.status_code == 400 and "écrivez un message ou joignez une pièce" in page(response)
@@ -413,7 +407,7 @@ def test_an_empty_answer_is_refused(client, session):
 
 def test_withdraw_with_a_reason(client, session):
     dossier = factories.dossier("received", aid=1)
-    login(client, factories.applicant_of(dossier.collectivite))
+    factories.log_in(client, factories.applicant_of(dossier.collectivite))
     session.commit()
     response = client.post(f"/portail/dossiers/{dossier.id}/retirer", data={"reason": ""})
     assert response.status_code == 400 and "Indiquez pourquoi" in page(response)
@@ -429,7 +423,7 @@ def test_withdraw_with_a_reason(client, session):
 
 def test_no_withdrawal_once_granted(client, session):
     dossier = factories.dossier("granted", aid=1)
-    login(client, factories.applicant_of(dossier.collectivite))
+    factories.log_in(client, factories.applicant_of(dossier.collectivite))
     session.commit()
     assert "Retirer le dossier" not in page(client.get(f"/portail/dossiers/{dossier.id}"))
     response = client.post(f"/portail/dossiers/{dossier.id}/retirer", data={"reason": "Trop tard"})
@@ -441,7 +435,7 @@ def test_no_withdrawal_once_granted(client, session):
 def test_the_dossier_page_explains_the_state_timeline_and_decision(client, session):
     dossier = factories.dossier("granted", aid=1)
     services.assign(dossier, factories.staff("instructor"), now=NOW)
-    login(client, factories.applicant_of(dossier.collectivite))
+    factories.log_in(client, factories.applicant_of(dossier.collectivite))
     session.commit()
     html = page(client.get(f"/portail/dossiers/{dossier.id}"))
     assert "La Région vous a attribué une subvention" in html
@@ -460,7 +454,7 @@ def test_the_dossier_page_explains_the_state_timeline_and_decision(client, sessi
 def test_an_applicant_never_sees_another_collectivites_dossier(client, session):
     dossier = factories.dossier("draft", aid=2)  # the EPCI's, with a line and a document
     line, document = dossier.lines[0], dossier.documents[0]
-    login(client, applicant(session))  # an agent of Agencourt
+    factories.log_in(client, applicant(session))  # an agent of Agencourt
     base = f"/portail/dossiers/{dossier.id}"
     for url in (base, f"{base}/estimation", f"{base}/depenses/{line.id}",
                 f"/documents/{document.id}/telecharger", f"/documents/{document.id}/apercu"):
@@ -475,14 +469,14 @@ def test_an_applicant_never_sees_another_collectivites_dossier(client, session):
 def test_agents_of_one_collectivite_share_its_dossiers(client, session):
     dossier = factories.dossier("draft", aid=1)
     colleague = applicant(session, dossier.collectivite)
-    login(client, colleague)
+    factories.log_in(client, colleague)
     assert client.get(f"/portail/dossiers/{dossier.id}").status_code == 200
     assert submit(client, dossier).status_code == 302
 
 
 def test_staff_see_every_dossier_read_only(client, session):
     dossier = factories.dossier("received", aid=1)
-    login(client, factories.staff("instructor"))
+    factories.log_in(client, factories.staff("instructor"))
     session.commit()
     response = client.get(f"/portail/dossiers/{dossier.id}")
     assert response.status_code == 200 and "lecture seule" in page(response)
@@ -502,7 +496,7 @@ def test_forms_need_their_csrf_token(csrf_client, session):
 
 
 def test_no_answer_without_a_request(client, session):
-    user = login(client, applicant(session))
+    user = factories.log_in(client, applicant(session))
     dossier = draft_of(session, user, lines=[EQUIPMENT])
     response = client.post(f"/portail/dossiers/{dossier.id}/completer", data={"message": "Bonjour"})
     assert response.status_code == 409 and "Aucun complément n'est demandé" in page(response)
@@ -512,7 +506,7 @@ def test_documents_already_received_stay_when_documents_are_requested(client, se
     dossier = factories.dossier("incomplete", aid=1)
     line, received = dossier.lines[0], dossier.documents[0]
     received.uploaded_at = NOW - timedelta(hours=1)  # sent with the dossier, before the request
-    login(client, factories.applicant_of(dossier.collectivite))
+    factories.log_in(client, factories.applicant_of(dossier.collectivite))
     session.commit()
     response = client.post(f"/portail/dossiers/{dossier.id}/pieces/{received.id}/supprimer")
     assert response.status_code == 409 and "déjà été transmise à la Région" in page(response)

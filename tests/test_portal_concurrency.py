@@ -10,30 +10,22 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from flask_migrate import upgrade
 from sqlalchemy import func, select
 
 from instruction.accounts.models import User
-from instruction.campaigns.services import sync_campaigns
 from instruction.dossiers.models import AuditEvent, Dossier
 from instruction.extensions import db
 from instruction.portal import services
-from instruction.territory.services import import_territory
 from tests import factories
-from tests.conftest import make_test_app, recreate_database, sibling_database_url
+from tests.conftest import prepared_app, sibling_database_url
 
 REQUESTS = 6
 
 
 @pytest.fixture
 def committed_app(tmp_path):
-    url = sibling_database_url("portal_race")
-    recreate_database(url)
-    app = make_test_app(url, tmp_path)
+    app = prepared_app(sibling_database_url("portal_race"), tmp_path)
     with app.app_context():
-        upgrade()
-        import_territory()
-        sync_campaigns()
         yield app
         db.session.remove()
         db.engine.dispose()

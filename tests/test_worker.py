@@ -22,19 +22,16 @@ import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
 from celery.schedules import crontab
-from flask_migrate import upgrade
 from sqlalchemy import func, select, text
 
-from instruction.campaigns.services import sync_campaigns
 from instruction.dossiers import services
 from instruction.dossiers.models import Dossier
 from instruction.extensions import db
 from instruction.notifications import delivery, jobs
 from instruction.notifications.models import Delivery, JobRun, OutboxMessage
 from instruction.rules.parameters import PARIS
-from instruction.territory.services import import_territory
 from tests import factories
-from tests.conftest import make_test_app, recreate_database, sibling_database_url
+from tests.conftest import make_test_app, prepared_app, sibling_database_url
 from tests.test_notifications_delivery import SmtpSink, free_port, parts
 from worker.celery_app import DELIVER_TASK, celery_init_app
 
@@ -47,13 +44,8 @@ BASE_URL = "https://aides.example"
 def database_url(tmp_path_factory):
     """A database of its own, migrated, with the territory and the campaigns."""
     url = sibling_database_url("worker")
-    recreate_database(url)
-    app = make_test_app(url, tmp_path_factory.mktemp("worker-db"))
+    app = prepared_app(url, tmp_path_factory.mktemp("worker-db"))
     with app.app_context():
-        upgrade()
-        import_territory()
-        sync_campaigns()
-        db.session.remove()
         db.engine.dispose()
     return url
 

@@ -44,6 +44,7 @@ from instruction.dossiers.workflow import TRANSITIONS
 from instruction.extensions import db
 from instruction.rules.formatting import format_date_fr, format_euros, format_percent
 from instruction.rules.parameters import AidRules
+from instruction.rules.simulator import decision_as_dict
 from instruction.territory.models import Collectivite
 
 EDITABLE_STATES = ("draft", "incomplete")
@@ -388,14 +389,9 @@ def estimate(dossier: Dossier, at: datetime, extra: rules.ExpenseLine | None = N
 def decision_json(decision: rules.Decision) -> dict:
     """The estimation as JSON: amounts as strings (never floats) and formatted for display."""
     return {
-        "eligible": decision.eligible,
-        "amount": str(decision.amount),
+        **decision_as_dict(decision),
         "amount_display": format_euros(decision.amount),
-        "computed_amount": str(decision.computed_amount),
-        "eligible_base": str(decision.eligible_base),
         "eligible_base_display": format_euros(decision.eligible_base),
-        "findings": [{"code": f.code, "ok": f.ok, "blocking": f.blocking, "message": f.message}
-                     for f in decision.findings],
         "problems": [f.message for f in decision.findings if not f.ok and not f.code.startswith("campaign.")],
     }
 
