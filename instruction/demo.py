@@ -8,7 +8,6 @@ Dossiers are brought to their states through the services, as users would, on th
 from __future__ import annotations
 
 import secrets
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -50,11 +49,39 @@ DEMO_DOSSIERS = [
         ("equipement", "Écrans numériques interactifs", "21600.00", None, None)], "eligible"),
     (1, 5, "Gestion de la relation usager", [("logiciel", "Outil de gestion des demandes", "12500.00", None, None)], "incomplete"),
 ]
-STEPS = {
-    "draft": [], "received": ["submit"], "incomplete": ["submit", "request_documents"],
-    "eligible": ["submit", "declare_eligible"], "granted": ["submit", "declare_eligible", "grant"],
-    "paid": ["submit", "declare_eligible", "grant", "pay"],
+# The verbs that bring a new draft to each state.
+PATHS = {
+    "draft": [],
+    "received": ["submit"],
+    "incomplete": ["submit", "request_documents"],
+    "eligible": ["submit", "declare_eligible"],
+    "granted": ["submit", "declare_eligible", "grant"],
+    "paid": ["submit", "declare_eligible", "grant", "record_final_payment"],
+    "ineligible": ["submit", "declare_ineligible"],
+    "refused": ["submit", "refuse"],
+    "withdrawn": ["submit", "withdraw"],
 }
+
+
+def advance(dossier: Dossier, state: str, *, applicant, instructor, finance, now,
+            grant_amount: Decimal | None = None, reason: str = "Motif de démonstration") -> None:
+    """Bring a draft to ``state`` through the services, each verb by the role that may take it."""
+    for verb in PATHS[state]:
+        if verb == "submit":
+            services.submit(dossier, applicant, now=now)
+        elif verb == "request_documents":
+            services.request_documents(dossier, instructor, "Merci de joindre la facture signée.", now=now)
+        elif verb == "declare_eligible":
+            services.declare_eligible(dossier, instructor, now=now)
+        elif verb == "grant":
+            services.grant(dossier, instructor, grant_amount, now=now)
+        elif verb == "record_final_payment":
+            services.record_payment(dossier, finance, amount=dossier.granted_amount, paid_on=now.date(),
+                                    reference="MANDAT-DEMO-1", final=True, now=now)
+        elif verb == "withdraw":
+            services.withdraw(dossier, applicant, reason, now=now)
+        else:
+            getattr(services, verb)(dossier, instructor, reason, now=now)
 
 
 def simple_pdf(text: str = "Facture") -> bytes:
@@ -129,18 +156,7 @@ def _demo_dossiers(campaign: Campaign) -> None:
             invoice = documents.check_file(f"devis-{line.id}.pdf", simple_pdf(f"Devis : {label}"[:60]),
                                            current_app.config["MAX_UPLOAD_BYTES"])
             keys.append(documents.store(dossier, invoice, line=line, uploader=author, now=now).storage_key)
-        for step in STEPS[state]:
-            if step == "submit":
-                services.submit(dossier, author, now=now)
-            elif step == "request_documents":
-                services.request_documents(dossier, instructor, "Merci de joindre le devis signé.", now=now)
-            elif step == "declare_eligible":
-                services.declare_eligible(dossier, instructor, now=now)
-            elif step == "grant":
-                services.grant(dossier, instructor, now=now)
-            elif step == "pay":
-                services.record_payment(dossier, finance, amount=dossier.granted_amount, paid_on=date.today(),
-                                        reference="MANDAT-DEMO-1", final=True, now=now)
+        advance(dossier, state, applicant=author, instructor=instructor, finance=finance, now=now)
         documents.commit_or_discard(keys)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import count
 from secrets import token_hex
@@ -12,6 +12,7 @@ from sqlalchemy import select
 from instruction.accounts.models import User
 from instruction.accounts.services import create_user
 from instruction.campaigns.models import Campaign
+from instruction.demo import advance
 from instruction.dossiers import services
 from instruction.dossiers.models import Document
 from instruction.extensions import db
@@ -50,20 +51,6 @@ DEFAULT_LINES = {
     4: [{"category": "cablage", "label": "Câblage des écoles", "amount_ht": "12000.00"}],
     5: [{"category": "logiciel", "label": "Gestion de la relation usager", "amount_ht": "10000.00"}],
 }
-# Path of states from draft, and the service call that takes each step.
-PATHS = {
-    "draft": [],
-    "received": ["submit"],
-    "incomplete": ["submit", "request_documents"],
-    "eligible": ["submit", "declare_eligible"],
-    "granted": ["submit", "declare_eligible", "grant"],
-    "paid": ["submit", "declare_eligible", "grant", "record_final_payment"],
-    "ineligible": ["submit", "declare_ineligible"],
-    "refused": ["submit", "refuse"],
-    "withdrawn": ["submit", "withdraw"],
-}
-
-
 def campaign(code: str = "demo") -> Campaign:
     return db.session.scalar(select(Campaign).where(Campaign.code == code))
 
@@ -99,21 +86,8 @@ def dossier(state: str = "draft", *, aid: int = 2, collectivite=None, lines=None
         spec["amount_ht"] = Decimal(spec["amount_ht"])
         attach_document(services.add_line(d, **spec), author)
     db.session.flush()
-    instructor, finance = staff("instructor"), staff("finance")
-    for step in PATHS[state]:
-        if step == "submit":
-            services.submit(d, author, now=now)
-        elif step == "request_documents":
-            services.request_documents(d, instructor, "Merci de joindre la facture signée.", now=now)
-        elif step == "declare_eligible":
-            services.declare_eligible(d, instructor, now=now)
-        elif step == "grant":
-            services.grant(d, instructor, grant_amount, now=now)
-        elif step == "record_final_payment":
-            services.record_payment(d, finance, amount=d.granted_amount, paid_on=date(2026, 12, 1),
-                                    reference="MANDAT-1", final=True, now=now)
-        else:
-            getattr(services, step)(d, instructor if step != "withdraw" else author, "Motif", now=now)
+    advance(d, state, applicant=author, instructor=staff("instructor"), finance=staff("finance"),
+            now=now, grant_amount=grant_amount, reason="Motif")
     return d
 
 
