@@ -37,6 +37,9 @@ def load_config(instance: Path, overrides: dict) -> dict:
         "UPLOAD_FOLDER": os.environ.get("UPLOAD_FOLDER") or str(instance / "uploads"),
         "MAX_UPLOAD_BYTES": int(os.environ.get("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)),
         "SMTP_HOST": os.environ.get("SMTP_HOST", "127.0.0.1"),
+        # Without a relay (no SMTP_HOST), e-mails are written as .eml files under instance/mail/.
+        "MAIL_FOLDER": os.environ.get("MAIL_FOLDER")
+        or ("" if "SMTP_HOST" in os.environ else str(instance / "mail")),
         "SMTP_PORT": int(os.environ.get("SMTP_PORT", 8025)),
         "SMTP_USER": os.environ.get("SMTP_USER", ""),
         "SMTP_PASSWORD": os.environ.get("SMTP_PASSWORD", ""),

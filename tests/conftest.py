@@ -48,6 +48,7 @@ def make_test_app(database_url: str, tmp: Path, **overrides):
         "SQLALCHEMY_DATABASE_URI": database_url,
         "UPLOAD_FOLDER": str(tmp / "uploads"),
         "WTF_CSRF_ENABLED": False,  # the CSRF tests use `csrf_client`
+        "MAIL_FOLDER": "",  # e-mails go by SMTP, to the tests' sink
     }
     config.update(overrides)
     return create_app(config)

@@ -328,3 +328,18 @@ def test_a_broker_error_does_not_undo_the_commit(session, app, monkeypatch, capl
 
     assert dossier.state == "received" and message_of(dossier, "submit") is not None
     assert "periodic re-dispatch will send them" in caplog.text
+
+
+def test_without_a_relay_emails_are_written_to_the_mail_folder(app, session, monkeypatch, tmp_path):
+    """The embedded default (no SMTP_HOST): a demo keeps its e-mails as .eml files."""
+    monkeypatch.setitem(app.config, "MAIL_FOLDER", str(tmp_path / "mail"))
+    dossier = factories.dossier("received")
+    message = session.scalar(select(OutboxMessage).where(OutboxMessage.dossier_id == dossier.id))
+    session.commit()
+    delivery.deliver_message(message.id, now=utcnow())
+    files = list((tmp_path / "mail").glob("*.eml"))
+    assert len(files) == 1
+    body = files[0].read_text()
+    assert dossier.reference in body and "Subject:" in body
+    session.refresh(message.deliveries[0])
+    assert message.deliveries[0].status == "sent"

@@ -12,10 +12,12 @@ delivery is ``failed``.
 from __future__ import annotations
 
 import logging
+import secrets
 import smtplib
 import ssl
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import and_, or_, select, update
@@ -63,13 +65,17 @@ def backoff(attempts: int) -> timedelta:
 
 
 class Relay:
-    """One SMTP connection, opened on first use and reopened after an error."""
+    """One SMTP connection, opened on first use and reopened after an error; or, when
+    ``MAIL_FOLDER`` is set (the embedded default, with no relay), a folder of .eml files."""
 
     def __init__(self):
         self.config = current_app.config
         self.smtp: smtplib.SMTP | None = None
 
     def send(self, email) -> None:
+        if folder := self.config.get("MAIL_FOLDER"):
+            _write_eml(Path(folder), email)
+            return
         if self.smtp is None:
             config = self.config
             smtp = smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=config["SMTP_TIMEOUT"])
@@ -94,6 +100,14 @@ class Relay:
             finally:
                 self.smtp.close()
                 self.smtp = None
+
+
+def _write_eml(folder: Path, email) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}.eml"
+    temporary = folder / f".{name}.part"
+    temporary.write_bytes(email.as_bytes())
+    temporary.replace(folder / name)
 
 
 def _permanent(error: Exception) -> bool:
