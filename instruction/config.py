@@ -58,6 +58,9 @@ def load_config(instance: Path, overrides: dict) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", False),
+        # Number of reverse proxies in front of the app whose X-Forwarded-* headers are trusted
+        # (client IP for the login rate limit, scheme and host for links): 0 when exposed directly.
+        "PROXY_COUNT": int(os.environ.get("PROXY_COUNT", 0)),
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "BOOTSTRAP_SERVE_LOCAL": True,

@@ -91,3 +91,22 @@ def test_an_id_beyond_the_integer_column_is_a_404(client, session):
     login(client, user.email)
     assert client.get("/instruction/dossiers/99999999999999").status_code == 404
     assert client.get("/documents/99999999999999/telecharger").status_code == 404
+
+
+def test_behind_a_trusted_proxy_the_client_address_is_the_forwarded_one(tmp_path):
+    from instruction import create_app
+
+    seen = {}
+    for proxies in (0, 1):
+        app = create_app({"TESTING": True, "SECRET_KEY": "x", "PROXY_COUNT": proxies,
+                          "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'p.db'}"})
+
+        @app.get("/ip")
+        def ip():
+            from flask import request
+            return request.remote_addr
+
+        seen[proxies] = app.test_client().get(
+            "/ip", headers={"X-Forwarded-For": "203.0.113.7"}, environ_base={"REMOTE_ADDR": "10.0.0.2"}
+        ).get_data(as_text=True)
+    assert seen == {0: "10.0.0.2", 1: "203.0.113.7"}
