@@ -33,14 +33,19 @@ class ImportReport:
         return [f"{labels[k]} : {self.created[k]} créés, {self.updated[k]} mis à jour" for k in labels]
 
 
-def _assign(obj, values: dict, report: ImportReport, kind: str, created: bool) -> None:
-    changed = False
-    for name, value in values.items():
-        if getattr(obj, name) != value:
-            setattr(obj, name, value)
-            changed = True
-    if changed and not created:
+def _upsert(existing: dict, key: str, make, values: dict, report: ImportReport, kind: str):
+    """The row ``existing[key]`` (created with ``make()`` if absent) with ``values`` set; counted
+    in ``report`` as created, or as updated only if a value actually changed."""
+    row = existing.get(key)
+    if row is None:
+        row = existing[key] = make()
+        db.session.add(row)
+        report.created[kind] += 1
+    elif any(getattr(row, name) != value for name, value in values.items()):
         report.updated[kind] += 1
+    for name, value in values.items():
+        setattr(row, name, value)
+    return row
 
 
 def import_territory(path: Path = DATA_FILE) -> ImportReport:
@@ -57,27 +62,16 @@ def import_territory(path: Path = DATA_FILE) -> ImportReport:
 
     departements = {d.code: d for d in db.session.scalars(select(Departement))}
     for row in data["departements"]:
-        dep = departements.get(row["code"])
-        created = dep is None
-        if created:
-            dep = departements[row["code"]] = Departement(code=row["code"])
-            db.session.add(dep)
-            report.created["departement"] += 1
-        _assign(dep, {"name": row["name"]}, report, "departement", created)
+        _upsert(departements, row["code"], lambda code=row["code"]: Departement(code=code),
+                {"name": row["name"]}, report, "departement")
 
     epcis = {e.siren: e for e in db.session.scalars(select(Epci))}
     epci_rows = data["epci"] + data.get("external_epci", [])
     for row in epci_rows:
-        epci = epcis.get(row["code"])
-        created = epci is None
-        if created:
-            epci = epcis[row["code"]] = Epci(siren=row["code"])
-            db.session.add(epci)
-            report.created["epci"] += 1
-        _assign(epci, {
+        _upsert(epcis, row["code"], lambda siren=row["code"]: Epci(siren=siren), {
             "name": row["name"], "epci_type": row["type"], "population": row["population"],
             "population_source": epci_source[0], "population_year": epci_source[1],
-        }, report, "epci", created)
+        }, report, "epci")
     db.session.flush()
     for epci in epcis.values():
         if epci.epci_id is None:
@@ -85,18 +79,12 @@ def import_territory(path: Path = DATA_FILE) -> ImportReport:
 
     communes = {c.insee: c for c in db.session.scalars(select(Commune))}
     for row in data["communes"]:
-        commune = communes.get(row["code"])
-        created = commune is None
-        if created:
-            commune = communes[row["code"]] = Commune(insee=row["code"])
-            db.session.add(commune)
-            report.created["commune"] += 1
         epci = epcis.get(row["epci"]) if row["epci"] else None
-        _assign(commune, {
+        _upsert(communes, row["code"], lambda insee=row["code"]: Commune(insee=insee), {
             "name": row["name"], "siren": row["siren"], "departement_code": row["departement"],
             "population": row["population"], "population_source": commune_source[0],
             "population_year": commune_source[1], "epci_id": epci.id if epci else None,
-        }, report, "commune", created)
+        }, report, "commune")
     db.session.flush()
 
     for row in data["epci"]:
