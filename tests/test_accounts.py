@@ -1,4 +1,5 @@
-"""Applicant accounts: registration with e-mail confirmation, password rules, reset, rate limit."""
+"""Applicant accounts: registration with e-mail confirmation, password rules, reset, rate limit.
+(Approval of the accounts: tests/test_account_approval.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from sqlalchemy import select
 from instruction.accounts.limiter import limiter
 from instruction.accounts.models import User
 from instruction.accounts.passwords import common_passwords, password_problems
-from instruction.accounts.services import find_user_by_email
+from instruction.accounts.services import approve_account, find_user_by_email
+from instruction.db import utcnow
 from instruction.extensions import db
 from instruction.notifications.models import OutboxMessage
 from tests import factories
@@ -81,6 +83,7 @@ def test_registration_confirmation_and_login(client, session, app):
     user = find_user_by_email("secretariat@agencourt.fr")
     assert user.role == "applicant" and user.collectivite_id == agencourt.id
     assert user.email_confirmed_at is None and user.check_password(GOOD_PASSWORD)
+    assert user.approved_at is None and user.active
 
     [message] = outbox("account_confirmation", user)
     assert message.key == f"account:{user.id}:confirm:1"
@@ -102,6 +105,13 @@ def test_registration_confirmation_and_login(client, session, app):
     assert response.status_code == 302
     session.refresh(user)
     assert user.email_confirmed_at is not None
+    # Confirmed, but nobody has yet approved the account for Agencourt (tests/test_account_approval.py).
+    response = login(client, user.email)
+    assert response.status_code == 403 and "n'a pas encore été validé" in text(response)
+    assert client.get("/portail/").status_code == 302
+    with app.test_request_context():  # the e-mail's link is built with url_for
+        approve_account(user, factories.user("admin"), utcnow())
+    session.commit()
     response = login(client, user.email)
     assert response.status_code == 302 and response.headers["Location"] == "/portail/"
     assert "Agencourt" in text(client.get("/portail/"))

@@ -1,9 +1,18 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, HiddenField, PasswordField, StringField, SubmitField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    HiddenField,
+    PasswordField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
 from wtforms.meta import DefaultMeta
 from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationError
 
 from instruction.accounts.passwords import MIN_LENGTH, password_problems
+from instruction.accounts.services import REFUSAL_REASON_MAX
 
 
 def strip(value: str | None) -> str | None:
@@ -94,3 +103,20 @@ class ResetPasswordForm(FrenchForm):
     def __init__(self, *args, account_email: str = "", **kwargs):
         super().__init__(*args, **kwargs)
         self.account_email = account_email
+
+
+class ApprovalForm(FrenchForm):
+    """Approve an account waiting for approval: the CSRF token is all there is."""
+
+    submit = SubmitField("Valider")
+
+
+class RefusalForm(FrenchForm):
+    """Refuse an account waiting for approval: the reason is sent to the person."""
+
+    reason = TextAreaField(
+        "Motif du refus (il est envoyé à la personne)", filters=[strip],
+        validators=[DataRequired("Indiquez le motif du refus : il est envoyé à la personne."),
+                    Length(max=REFUSAL_REASON_MAX,
+                           message=f"Le motif tient en {REFUSAL_REASON_MAX} caractères au plus.")])
+    submit = SubmitField("Refuser")

@@ -39,8 +39,14 @@ class User(UserMixin, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     email_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An applicant account gives access to its collectivité's dossiers only once someone entitled
+    # (a Region admin, or an approved agent of the same collectivité) has approved it. Staff
+    # accounts and accounts created by commands are approved at creation.
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
 
     collectivite: Mapped[Collectivite | None] = relationship()
+    approved_by: Mapped[User | None] = relationship(remote_side=[id], foreign_keys=[approved_by_id])
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -51,6 +57,10 @@ class User(UserMixin, Base):
     @property
     def is_active(self) -> bool:  # Flask-Login
         return self.active
+
+    @property
+    def is_approved(self) -> bool:
+        return self.approved_at is not None
 
     @property
     def is_staff(self) -> bool:

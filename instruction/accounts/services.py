@@ -1,17 +1,23 @@
-"""Account operations: authentication, creation, registration, e-mail confirmation, password reset.
+"""Account operations: authentication, creation, registration, e-mail confirmation, password reset,
+approval of applicant accounts.
 
 Links sent by e-mail are signed tokens (itsdangerous, keyed by SECRET_KEY) and go through the
 notification outbox (``notifications.queue``) in the caller's transaction. A reset token carries a
 fingerprint of the current password hash: once the password changes, the link is dead.
+
+An applicant who registers is not yet trusted by the collectivité they chose: the account waits
+until a Region admin, or an approved agent of the same collectivité, approves it (or refuses it,
+which deactivates it). Services never commit; the views do.
 """
 
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 
 from flask import current_app, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select, update
 
 from instruction.accounts.models import ROLES, User
 from instruction.accounts.passwords import password_problems
@@ -24,10 +30,25 @@ CONFIRM_SALT = "account-confirmation"
 RESET_SALT = "password-reset"
 CONFIRM_MAX_AGE = 7 * 24 * 3600  # seconds
 RESET_MAX_AGE = 3600
+REFUSAL_REASON_MAX = 1000  # characters of the reason sent with a refused account
 
 
 class AccountError(ValueError):
-    """A French message for the person who asked."""
+    """A French message for the person who asked; ``status`` is the HTTP code to answer with."""
+
+    status = 400
+
+
+class NotAllowed(AccountError):
+    """The user may not take this decision on this account."""
+
+    status = 403
+
+
+class AlreadyDecided(AccountError):
+    """The account was approved or refused in the meantime (a double click, two approvers)."""
+
+    status = 409
 
 
 def normalise_email(email: str) -> str:
@@ -48,15 +69,18 @@ def authenticate(email: str, password: str) -> User | None:
 
 
 def create_user(*, email: str, full_name: str, password: str, role: str, collectivite=None,
-                confirmed: bool = True) -> User:
+                confirmed: bool = True, approved: bool = True) -> User:
+    """An account; commands, the demo and tests create trusted accounts (confirmed and approved).
+    Only the public registration creates an applicant with ``approved=False``."""
     if role not in ROLES:
         raise AccountError(f"Rôle inconnu : {role}")
     if (role == "applicant") != (collectivite is not None):
         raise AccountError("Un demandeur appartient à une collectivité, et seulement un demandeur.")
     if find_user_by_email(email) is not None:
         raise AccountError("Un compte existe déjà avec cette adresse électronique.")
+    now = utcnow()
     user = User(email=normalise_email(email), full_name=full_name, role=role, collectivite=collectivite,
-                email_confirmed_at=utcnow() if confirmed else None)
+                email_confirmed_at=now if confirmed else None, approved_at=now if approved else None)
     user.set_password(password)
     db.session.add(user)
     db.session.flush()
@@ -74,14 +98,16 @@ def check_password(password: str, email: str) -> None:
 
 
 def register_applicant(*, email: str, full_name: str, password: str, collectivite) -> User:
-    """An unconfirmed applicant account of ``collectivite``; the confirmation link is queued."""
+    """An unconfirmed, not yet approved applicant account of ``collectivite``. The confirmation
+    link is queued, and so is the request for approval to those who may approve it."""
     check_password(password, email)
     if find_user_by_email(email) is not None:
         raise AccountError("Un compte existe déjà avec cette adresse électronique : connectez-vous, "
                            "ou utilisez « Mot de passe oublié » si vous ne vous en souvenez plus.")
     user = create_user(email=email, full_name=full_name.strip(), password=password, role="applicant",
-                       collectivite=collectivite, confirmed=False)
+                       collectivite=collectivite, confirmed=False, approved=False)
     send_confirmation(user)
+    notify_pending(user)
     return user
 
 
@@ -195,3 +221,161 @@ def reset_password(token: str, password: str, *, max_age: int = RESET_MAX_AGE) -
         user.email_confirmed_at = utcnow()
     return user
 
+
+
+# --- approval of applicant accounts ----------------------------------------------------------------
+
+
+def is_pending(user: User) -> bool:
+    """An applicant account waiting for approval (neither approved nor refused/deactivated)."""
+    return user.role == "applicant" and user.active and user.approved_at is None
+
+
+def _pending_condition():
+    return (User.role == "applicant") & User.active.is_(True) & User.approved_at.is_(None)
+
+
+def pending_accounts_query(collectivite_id: int | None = None) -> Select:
+    """Accounts waiting for approval, oldest first (of one collectivité, or all)."""
+    query = select(User).where(_pending_condition())
+    if collectivite_id is not None:
+        query = query.where(User.collectivite_id == collectivite_id)
+    return query.order_by(User.created_at, User.id)
+
+
+def pending_accounts(collectivite_id: int | None = None) -> list[User]:
+    return list(db.session.scalars(pending_accounts_query(collectivite_id)))
+
+
+def count_pending_accounts() -> int:
+    return db.session.scalar(select(func.count(User.id)).where(_pending_condition())) or 0
+
+
+def _approved_agent_condition():
+    """Agents in good standing (approved, active, confirmed): they receive their collectivité's
+    dossier e-mails and may approve its new accounts."""
+    return ((User.role == "applicant") & User.active.is_(True) & User.approved_at.is_not(None)
+            & User.email_confirmed_at.is_not(None))
+
+
+def approved_agents_query(collectivite_id: int) -> Select:
+    return (select(User).where(_approved_agent_condition(), User.collectivite_id == collectivite_id)
+            .order_by(User.id))
+
+
+def approved_agents_count(collectivite_ids) -> dict[int, int]:
+    """Approved agents per collectivité, for the admins' list (one query)."""
+    ids = list(set(collectivite_ids))
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        select(User.collectivite_id, func.count(User.id))
+        .where(_approved_agent_condition(), User.collectivite_id.in_(ids))
+        .group_by(User.collectivite_id))
+    return {collectivite_id: n for collectivite_id, n in rows}
+
+
+def may_decide(approver: User | None, user: User) -> bool:
+    """Whether ``approver`` may approve or refuse ``user``'s account: an active Region admin, or an
+    active, approved agent of the very same collectivité (someone who knows its staff)."""
+    if approver is None or not approver.active or approver.id == user.id:
+        return False
+    if approver.role == "admin":
+        return True
+    return (approver.role == "applicant" and approver.approved_at is not None
+            and approver.collectivite_id is not None and approver.collectivite_id == user.collectivite_id)
+
+
+def _check_decision(user: User, approver: User) -> None:
+    if not may_decide(approver, user):
+        raise NotAllowed("Vous ne pouvez pas valider ni refuser ce compte : seuls la Région et les "
+                         "agents déjà validés de la même collectivité le peuvent.")
+    if user.role != "applicant" or user.approved_at is not None:
+        raise AlreadyDecided(f"Le compte de {user.full_name} est déjà validé.")
+    if not user.active:
+        raise AlreadyDecided(f"Le compte de {user.full_name} a déjà été refusé ou désactivé.")
+
+
+REGION = "la Région Bourgogne-Franche-Comté"
+
+
+def _approved_by(approver: User) -> str:
+    """Who approved, as the applicant is told: the Region, or the colleague by name."""
+    return approver.full_name if approver.role == "applicant" else REGION
+
+
+def _refused_by(approver: User) -> str:
+    """Who refused, as the applicant is told: the Region, or a colleague, unnamed (the person
+    refused may not be who they claim; no need to hand them a real agent's name)."""
+    return "un agent de la collectivité" if approver.role == "applicant" else REGION
+
+
+def _collectivite_context(user: User) -> dict:
+    collectivite = user.collectivite
+    return {"collectivite": collectivite.name, "collectivite_kind": collectivite.kind_label,
+            "collectivite_code_label": "code INSEE" if collectivite.kind == "commune" else "SIREN",
+            "collectivite_code": collectivite.code}
+
+
+def notify_pending(user: User) -> None:
+    """Tell who may approve ``user``'s account that it waits (kind ``account_pending``): the Region's
+    admins (link to the accounts page) and, separately, the approved agents of the collectivité
+    (link to their portal home). One outbox row per audience, keys
+    ``account:<id>:pending:region`` and ``account:<id>:pending:collectivite``."""
+    context = {"applicant_name": user.full_name, "applicant_email": user.email,
+               **_collectivite_context(user)}
+    admins = db.session.scalars(select(User).where(User.role == "admin", User.active.is_(True))
+                                .order_by(User.id)).all()
+    notifications.queue("account_pending", key=f"account:{user.id}:pending:region", recipients=admins,
+                        context={**context, "audience": "region",
+                                 "url": _external_url("admin.accounts")})
+    agents = db.session.scalars(approved_agents_query(user.collectivite_id)).all()
+    notifications.queue("account_pending", key=f"account:{user.id}:pending:collectivite",
+                        recipients=[agent for agent in agents if agent.id != user.id],
+                        context={**context, "audience": "collectivite",
+                                 "url": _external_url("portal.index", _anchor="demandes-acces")})
+
+
+def approve_account(user: User, approver: User, now: datetime) -> User:
+    """Approve a pending applicant account; the applicant is told (kind ``account_approved``, key
+    ``account:<id>:approved``). One conditional UPDATE: of two approvers at the same moment, or an
+    approver and a refuser, only the first decides; the other gets AlreadyDecided."""
+    _check_decision(user, approver)
+    result = db.session.execute(
+        update(User).where(User.id == user.id, _pending_condition())
+        .values(approved_at=now, approved_by_id=approver.id)
+        .execution_options(synchronize_session="fetch"))
+    if result.rowcount != 1:
+        raise AlreadyDecided(f"Le compte de {user.full_name} a déjà été validé ou refusé.")
+    notifications.queue(
+        "account_approved", key=f"account:{user.id}:approved", recipients=[user],
+        context={"full_name": user.full_name, "email": user.email, "approved_by": _approved_by(approver),
+                 "email_confirmed": user.email_confirmed_at is not None,
+                 "approved_by_id": approver.id, "url": _external_url("auth.login"),
+                 **_collectivite_context(user)})
+    return user
+
+
+def refuse_account(user: User, approver: User, reason: str, now: datetime) -> User:
+    """Refuse a pending applicant account: it is deactivated (``active = False``) and the applicant
+    gets the reason (kind ``account_refused``, key ``account:<id>:refused``). The outbox row keeps
+    who refused, when and why."""
+    _check_decision(user, approver)
+    reason = (reason or "").strip()
+    if not reason:
+        raise AccountError("Indiquez le motif du refus : il est envoyé à la personne.")
+    if len(reason) > REFUSAL_REASON_MAX:
+        raise AccountError(f"Le motif du refus tient en {REFUSAL_REASON_MAX} caractères au plus.")
+    # Queued before the deactivation, since ``queue`` skips inactive accounts; if the UPDATE below
+    # matches nothing, the caller's rollback discards this row with the rest.
+    notifications.queue(
+        "account_refused", key=f"account:{user.id}:refused", recipients=[user],
+        context={"full_name": user.full_name, "email": user.email, "reason": reason,
+                 "refused_by": _refused_by(approver), "refused_by_id": approver.id,
+                 "refused_at": now.isoformat(), **_collectivite_context(user)})
+    result = db.session.execute(
+        update(User).where(User.id == user.id, _pending_condition()).values(active=False)
+        .execution_options(synchronize_session="fetch"))
+    if result.rowcount != 1:
+        raise AlreadyDecided(f"Le compte de {user.full_name} a déjà été validé ou refusé.")
+    return user

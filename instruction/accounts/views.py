@@ -1,14 +1,18 @@
-"""Login, logout, applicant registration, e-mail confirmation and password reset."""
+"""Login, logout, applicant registration, e-mail confirmation, password reset, and the approval of
+new accounts by the agents of their collectivité (the admins' page is ``instruction.admin``)."""
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 
+from instruction import clock
 from instruction.accounts import services
 from instruction.accounts.forms import (
+    ApprovalForm,
     CollectiviteSearchForm,
     EmailForm,
     LoginForm,
+    RefusalForm,
     RegistrationForm,
     ResetPasswordForm,
 )
@@ -25,7 +29,12 @@ bp.record_once(lambda state: init_limiter(state.app))
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    """The session's user, while the account may still be used: a deactivated (or refused) account
+    loses its session at its next request."""
+    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    if user is None or not user.active or (user.role == "applicant" and user.approved_at is None):
+        return None
+    return user
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -47,12 +56,17 @@ def login():
         return redirect(_home_for(current_user))
     form = LoginForm()
     status = 200
-    unconfirmed = None
+    unconfirmed = awaiting = None
     if form.validate_on_submit():
         user = authenticate(form.email.data, form.password.data)
         if user is not None and user.email_confirmed_at is None:
+            awaiting = user.collectivite if user.role == "applicant" and user.approved_at is None else None
             db.session.rollback()
             unconfirmed = form.email.data
+            status = 403
+        elif user is not None and user.role == "applicant" and user.approved_at is None:
+            awaiting = user.collectivite
+            db.session.rollback()  # not a login: last_login_at stays as it was
             status = 403
         elif user is not None:
             db.session.commit()
@@ -64,7 +78,7 @@ def login():
             status = 401
     elif request.method == "POST":
         status = 400
-    return render_template("auth/login.html", form=form, unconfirmed=unconfirmed,
+    return render_template("auth/login.html", form=form, unconfirmed=unconfirmed, awaiting=awaiting,
                            resend_form=EmailForm(formdata=None, email=unconfirmed)), status
 
 
@@ -73,7 +87,7 @@ def too_many_attempts(error):
     if request.endpoint == "auth.login":
         flash("Trop de tentatives de connexion infructueuses pour cette adresse. Par sécurité, "
               "attendez 15 minutes avant de réessayer, ou utilisez « Mot de passe oublié ».", "danger")
-        return render_template("auth/login.html", form=LoginForm(), unconfirmed=None,
+        return render_template("auth/login.html", form=LoginForm(), unconfirmed=None, awaiting=None,
                                resend_form=EmailForm(formdata=None)), 429
     return render_template("auth/message.html", title="Trop de demandes",
                            message="Vous avez fait beaucoup de demandes en peu de temps. Attendez "
@@ -135,8 +149,10 @@ def register():
                 form.email.errors = [*form.email.errors, "Un compte existe déjà avec cette adresse électronique."]
             else:
                 flash(f"Votre compte est créé. Un message vient d'être envoyé à {user.email} : "
-                      "cliquez sur le lien qu'il contient pour activer votre compte, puis connectez-vous.",
-                      "success")
+                      "cliquez sur le lien qu'il contient pour confirmer votre adresse. Votre compte "
+                      f"doit ensuite être validé par la Région, ou par un agent de votre collectivité ({user.collectivite.name}) "
+                      "dont le compte est déjà validé : vous recevrez un message dès que ce sera fait, "
+                      "et pourrez alors vous connecter.", "success")
                 return redirect(url_for("auth.login"))
     return render_template("auth/register.html", search=search, results=results, form=form,
                            collectivite=collectivite, search_limit=SEARCH_LIMIT), status
@@ -151,7 +167,12 @@ def confirm(token: str):
         db.session.rollback()
         return render_template("auth/message.html", title="Lien de confirmation", message=str(error),
                                category="danger", resend=True, resend_form=EmailForm(formdata=None)), 400
-    flash(f"Votre adresse {user.email} est confirmée : vous pouvez vous connecter.", "success")
+    if user.role == "applicant" and user.approved_at is None:
+        flash(f"Votre adresse {user.email} est confirmée. Votre compte doit encore être validé par la "
+              f"Région, ou par un agent de votre collectivité ({user.collectivite.name}) dont le compte est déjà validé : "
+              "vous recevrez un message dès que ce sera fait, et pourrez alors vous connecter.", "success")
+    else:
+        flash(f"Votre adresse {user.email} est confirmée : vous pouvez vous connecter.", "success")
     return redirect(url_for("auth.login"))
 
 
@@ -213,3 +234,92 @@ def reset_password(token: str):
             return redirect(url_for("auth.login"))
     status = 400 if request.method == "POST" else 200
     return render_template("auth/reset.html", form=form, user=user), status
+
+
+# --- approval of new accounts by the agents of their collectivité --------------------------------
+
+
+def access_requests() -> list[User]:
+    """Accounts waiting for approval in the current user's collectivité, for the portal home
+    (empty unless the current user is an approved agent)."""
+    if not (current_user.is_authenticated and current_user.role == "applicant"
+            and current_user.approved_at is not None):
+        return []
+    return services.pending_accounts(current_user.collectivite_id)
+
+
+@bp.app_context_processor
+def approval_helpers():
+    return {"access_requests": access_requests, "refusal_reason_max": services.REFUSAL_REASON_MAX}
+
+
+def _colleague_request(user_id: int) -> User:
+    """A pending account of the current agent's collectivité: 403 for staff (the admins have their
+    own page), 404 for an account of another collectivité (its existence is not told)."""
+    if current_user.role != "applicant":
+        abort(403)
+    user = db.session.get(User, user_id)
+    if user is None or user.role != "applicant" or user.collectivite_id != current_user.collectivite_id:
+        abort(404)
+    return user
+
+
+def decide(operation, user: User, *args):
+    """Run an approval service and commit; AccountError comes back (after a rollback)."""
+    try:
+        operation(user, current_user._get_current_object(), *args, now=clock.now())
+        db.session.commit()
+    except services.AccountError as error:
+        db.session.rollback()
+        return error
+    except IntegrityError:  # the same decision queued twice at once: the other request won
+        db.session.rollback()
+        return services.AlreadyDecided(f"Le compte de {user.full_name} a déjà été validé ou refusé.")
+    return None
+
+
+def decision_answer(error: services.AccountError, back: str):
+    """How a refused decision is answered: a double click (already decided) goes back with an
+    info message; anything else is an error page with the French reason."""
+    if isinstance(error, services.AlreadyDecided):
+        flash(str(error), "info")
+        return redirect(back)
+    title = {403: "Accès refusé", 400: "Demande incomplète"}.get(error.status, "Action impossible")
+    return render_template("errors/error.html", code=error.status, title=title,
+                           message=str(error)), error.status
+
+
+def refusal_form_problem(form: RefusalForm) -> str:
+    return " ".join(form.reason.errors) or "Le formulaire n'est pas valide : rechargez la page et recommencez."
+
+
+def _portal_back() -> str:
+    return url_for("portal.index", _anchor="demandes-acces")
+
+
+@bp.route("/portail/demandes-d-acces/<int:user_id>/valider", methods=["POST"])
+@login_required
+def approve_access(user_id: int):
+    user = _colleague_request(user_id)
+    if not ApprovalForm().validate_on_submit():
+        abort(400)
+    error = decide(services.approve_account, user)
+    if error is not None:
+        return decision_answer(error, _portal_back())
+    flash(f"Le compte de {user.full_name} ({user.email}) est validé : un message l'en informe.", "success")
+    return redirect(_portal_back())
+
+
+@bp.route("/portail/demandes-d-acces/<int:user_id>/refuser", methods=["POST"])
+@login_required
+def refuse_access(user_id: int):
+    user = _colleague_request(user_id)
+    form = RefusalForm()
+    if not form.validate_on_submit():
+        return decision_answer(services.AccountError(refusal_form_problem(form)), _portal_back())
+    error = decide(services.refuse_account, user, form.reason.data)
+    if error is not None:
+        return decision_answer(error, _portal_back())
+    flash(f"La demande d'accès de {user.full_name} ({user.email}) est refusée : un message lui en donne "
+          "le motif.", "success")
+    return redirect(_portal_back())

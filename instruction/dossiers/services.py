@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from instruction.accounts.models import User
+from instruction.accounts.services import approved_agents_query
 from instruction.campaigns.models import Campaign
 from instruction.db import utcnow
 from instruction.dossiers import envelopes
@@ -109,9 +110,7 @@ def assign(dossier: Dossier, instructor: User, *, now: datetime | None = None) -
 def _recipients(dossier: Dossier, who: tuple[str, ...]) -> list[User]:
     users: list[User] = []
     if "applicants" in who:
-        users += db.session.scalars(select(User).where(
-            User.collectivite_id == dossier.collectivite_id, User.role == "applicant",
-            User.active.is_(True)).order_by(User.id))
+        users += db.session.scalars(approved_agents_query(dossier.collectivite_id))
     if "assigned" in who and dossier.assigned_to is not None:
         users.append(dossier.assigned_to)
     return users

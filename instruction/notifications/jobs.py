@@ -17,6 +17,7 @@ from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from instruction.accounts.models import User
+from instruction.accounts.services import approved_agents_query
 from instruction.campaigns.models import Campaign
 from instruction.db import utcnow
 from instruction.dossiers import services as dossiers
@@ -116,9 +117,7 @@ def expire_drafts(now: datetime) -> str:
 
 
 def applicants(collectivite_id: int) -> list[User]:
-    return list(db.session.scalars(select(User).where(
-        User.collectivite_id == collectivite_id, User.role == "applicant", User.active.is_(True)
-    ).order_by(User.id)))
+    return list(db.session.scalars(approved_agents_query(collectivite_id)))
 
 
 def due_reminder(deadline: datetime, now: datetime, days: tuple[int, ...]) -> int | None:

@@ -28,9 +28,14 @@ KINDS: dict[str, tuple[str, str]] = {
     "digest": ("Synthèse quotidienne", "Aides numériques : votre synthèse du jour"),
     "account_confirmation": ("Confirmation du compte", "Confirmez votre adresse électronique"),
     "password_reset": ("Réinitialisation du mot de passe", "Réinitialisation de votre mot de passe"),
+    "account_pending": ("Compte demandeur à valider", "Un compte demandeur attend votre validation"),
+    "account_approved": ("Compte validé", "Votre compte est validé"),
+    "account_refused": ("Demande d'accès refusée", "Votre demande d'accès n'a pas été acceptée"),
 }
-# Sent by e-mail only: never listed in-app (they carry a personal link).
-ACCOUNT_KINDS = ("account_confirmation", "password_reset")
+# Sent by e-mail only: never listed in-app (they carry a personal link, or concern an account
+# rather than a dossier; the admins and agents find the accounts to approve on their pages).
+ACCOUNT_KINDS = ("account_confirmation", "password_reset", "account_pending", "account_approved",
+                 "account_refused")
 
 
 def label(kind: str) -> str:
