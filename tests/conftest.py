@@ -49,6 +49,7 @@ def make_test_app(database_url: str, tmp: Path, **overrides):
         "UPLOAD_FOLDER": str(tmp / "uploads"),
         "WTF_CSRF_ENABLED": False,  # the CSRF tests use `csrf_client`
         "MAIL_FOLDER": "",  # e-mails go by SMTP, to the tests' sink
+        "REGISTRATION_RATE_LIMIT": "1000 per hour",  # the suite registers many accounts
     }
     config.update(overrides)
     return create_app(config)

@@ -290,6 +290,14 @@ def test_the_limit_is_configurable(client, session, app, monkeypatch):
     assert statuses == [401, 401, 401, 429]
 
 
+def test_registrations_from_one_address_are_rate_limited(client, session, app, monkeypatch):
+    monkeypatch.setitem(app.config, "REGISTRATION_RATE_LIMIT", "2 per hour")
+    agencourt = factories.commune("21001")
+    statuses = [register(client, agencourt, email=f"agent{n}@agencourt.fr").status_code for n in range(3)]
+    assert statuses[:2] != [429, 429] and statuses[2] == 429
+    assert "beaucoup de demandes en peu de temps" in text(register(client, agencourt, email="agent9@agencourt.fr"))
+
+
 def test_unconfirmed_login_rollback_keeps_last_login_empty(client, session):
     user = factories.user("applicant", confirmed=False)
     session.commit()

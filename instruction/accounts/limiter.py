@@ -19,6 +19,7 @@ DEFAULTS = {
     "LOGIN_RATE_LIMIT": "10 per 15 minutes",
     "LOGIN_IP_RATE_LIMIT": "50 per 15 minutes",
     "ACCOUNT_EMAIL_RATE_LIMIT": "5 per 15 minutes",
+    "REGISTRATION_RATE_LIMIT": "10 per hour",
 }
 
 
@@ -47,6 +48,10 @@ login_ip_limit = limiter.limit(_config("LOGIN_IP_RATE_LIMIT"), key_func=client_i
                                deduct_when=login_failed)
 email_limit = limiter.limit(_config("ACCOUNT_EMAIL_RATE_LIMIT"), key_func=ip_and_email,
                             methods=["POST"])
+# Each registration e-mails the admins and the agents of the collectivité: a script must not
+# be able to flood them.
+registration_limit = limiter.limit(_config("REGISTRATION_RATE_LIMIT"), key_func=client_ip,
+                                   methods=["POST"])
 
 
 def init_limiter(app: Flask) -> None:

@@ -16,7 +16,13 @@ from instruction.accounts.forms import (
     RegistrationForm,
     ResetPasswordForm,
 )
-from instruction.accounts.limiter import email_limit, init_limiter, login_ip_limit, login_limit
+from instruction.accounts.limiter import (
+    email_limit,
+    init_limiter,
+    login_ip_limit,
+    login_limit,
+    registration_limit,
+)
 from instruction.accounts.models import User
 from instruction.accounts.services import AccountError, authenticate
 from instruction.extensions import db, login_manager
@@ -116,6 +122,7 @@ def _search(text: str) -> list[Collectivite]:
 
 
 @bp.route("/inscription", methods=["GET", "POST"])
+@registration_limit
 def register():
     """Step 1: find the collectivité (GET ?q=…); step 2: the account form (?collectivite=<id>)."""
     if current_user.is_authenticated:
