@@ -7,10 +7,13 @@ named in it is dropped and created afresh at the start of the session.
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask import g, request_tearing_down
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
 from instruction import create_app
@@ -81,6 +84,20 @@ def app(tmp_path_factory):
         db.engine.dispose()
 
 
+_client_request: ContextVar[object | None] = ContextVar("client_request", default=None)
+
+
+class IsolatedClient(FlaskClient):
+    """A test client whose every request has a database session of its own (see ``session``)."""
+
+    def open(self, *args, **kwargs):
+        token = _client_request.set(object())
+        try:
+            return super().open(*args, **kwargs)
+        finally:
+            _client_request.reset(token)
+
+
 @pytest.fixture
 def session(app):
     """Everything a test writes, including through the test client, is rolled back after it."""
@@ -93,10 +110,33 @@ def session(app):
         factory_kw = db.session.session_factory.kw
         factory_kw["join_transaction_mode"] = "create_savepoint"
         db.session.remove()
+        # A request made through the test client reuses the test's app context; give it a session
+        # of its own (on the same connection), as a real request has, and close it at its end.
+        registry = db.session.registry
+        app_scope = registry.scopefunc
+        registry.scopefunc = lambda: (app_scope(), id(_client_request.get()))
+        test_session = db.session()
+
+        def end_of_request(sender, **extra):
+            """Close the request's session and forget its ``g`` (e.g. Flask-Login's user), as the
+            end of a real request's app context would; the test then reads afresh what the
+            request wrote."""
+            if _client_request.get() is None:
+                return  # app.test_request_context() in a test: the test's own session
+            db.session.remove()
+            for name in list(g):
+                g.pop(name)
+            test_session.expire_all()
+
+        request_tearing_down.connect(end_of_request, app)
+        app.test_client_class = IsolatedClient
         try:
             yield db.session
         finally:
+            app.test_client_class = None
+            request_tearing_down.disconnect(end_of_request, app)
             db.session.remove()
+            registry.scopefunc = app_scope
             factory_kw.pop("join_transaction_mode", None)
             engines[None] = engine
             transaction.rollback()

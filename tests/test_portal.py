@@ -208,11 +208,12 @@ def test_add_edit_and_remove_a_line(client, session):
     assert (line.category, line.label, line.amount_ht, line.pack, line.months) == \
            ("equipement", "Écran", Decimal("250.00"), 2, None)
 
-    response = client.post(f"/portail/dossiers/{dossier.id}/depenses/{line.id}/supprimer")
+    line_id = line.id
+    response = client.post(f"/portail/dossiers/{dossier.id}/depenses/{line_id}/supprimer")
     assert response.status_code == 302
     assert session.scalar(select(func.count()).select_from(ExpenseLine)
                           .where(ExpenseLine.dossier_id == dossier.id)) == 0
-    again = client.post(f"/portail/dossiers/{dossier.id}/depenses/{line.id}/supprimer")
+    again = client.post(f"/portail/dossiers/{dossier.id}/depenses/{line_id}/supprimer")
     assert again.status_code == 302  # a double click is not an error
 
 
