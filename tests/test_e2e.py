@@ -1,5 +1,6 @@
 """End to end, in Debian's headless Chromium: an agent logs in, creates a draft, declares a line,
-attaches a PDF, submits, and sees "Reçu".
+attaches a PDF, submits, and sees "Reçu"; an instructor declares a dossier eligible, grants it
+and sees its envelope consumed.
 
 The app is served by werkzeug in a thread against a committed database of its own (not the
 per-test transaction), with CSRF on as in production. Screenshots go to test-artifacts/.
@@ -28,21 +29,25 @@ ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """(base URL, e-mail of a confirmed agent of Agencourt) of the app served on a free port."""
+    """The app served on a free port: its base URL, the e-mail of a confirmed agent of Agencourt,
+    the e-mail of an instructor and the id of a received dossier of the CC de la Plaine
+    Dijonnaise (aid 2, 10,000 € HT)."""
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is not installed: run `make test` (or `make browser-deps`).")
     app = prepared_app(sibling_database_url("e2e"), tmp_path_factory.mktemp("e2e"), WTF_CSRF_ENABLED=True)
     with app.app_context():
         agent = factories.user("applicant", collectivite=factories.commune("21001"),
                                email="secretariat@agencourt.exemple.fr", full_name="Claire Martin")
-        email = agent.email
+        instructor = factories.user("instructor", full_name="Inès Moreau")
+        dossier = factories.dossier("received", aid=2)
+        world = {"email": agent.email, "instructor": instructor.email, "dossier": dossier.id}
         db.session.commit()
         db.session.remove()
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}", email
+        yield {"base": f"http://127.0.0.1:{server.server_port}", **world}
     finally:
         server.shutdown()
         thread.join(timeout=10)
@@ -68,7 +73,7 @@ def browser_page(served, monkeypatch):
 def test_an_agent_submits_a_dossier(served, browser_page, tmp_path):
     from playwright.sync_api import expect
 
-    base, email = served
+    base, email = served["base"], served["email"]
     page = browser_page
     ARTIFACTS.mkdir(exist_ok=True)
     invoice = tmp_path / "facture-ordinateur.pdf"
@@ -106,3 +111,29 @@ def test_an_agent_submits_a_dossier(served, browser_page, tmp_path):
     expect(page.get_by_test_id("state")).to_have_text("Reçu")
     expect(page.get_by_text("Votre dossier est déposé")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "portal-submitted.png"), full_page=True)
+
+
+def test_an_instructor_declares_eligible_and_grants(served, browser_page):
+    from playwright.sync_api import expect
+
+    base, page = served["base"], browser_page
+    page.goto(f"{base}/connexion")
+    page.get_by_label("Adresse électronique").fill(served["instructor"])
+    page.get_by_label("Mot de passe").fill(factories.PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+
+    page.goto(f"{base}/instruction/")
+    row = page.get_by_role("row").filter(has_text="CC de la Plaine Dijonnaise")
+    row.get_by_role("link").first.click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Reçu")
+    page.get_by_role("button", name="Déclarer éligible").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Éligible")
+
+    amount = page.get_by_label("Montant attribué (€ HT)")
+    expect(amount).to_have_value("4000,00")
+    page.get_by_role("button", name="Attribuer la subvention").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Attribué")
+    envelope = page.locator("section", has=page.get_by_role("heading", name="Enveloppe"))
+    expect(envelope).to_contain_text("26\u00a0000,00\u00a0€")  # 30,000 − 4,000 left
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "backoffice-granted.png"), full_page=True)
