@@ -191,6 +191,13 @@ def test_search_reference_and_name_case_insensitive(client, session, varied):
     assert row_ids(get(client, onglet="tous", q="100%_")) == []  # LIKE wildcards are literal
 
 
+def test_search_ignores_accents_and_hyphens(client, session):
+    bessey = factories.dossier("received", aid=4, collectivite=factories.commune("21067"))
+    factories.staff_logged_in(client, session)
+    assert row_ids(get(client, onglet="tous", q="bessey les citeaux")) == [bessey.id]
+    assert row_ids(get(client, onglet="tous", q="Lès-Cîteaux")) == [bessey.id]
+
+
 def test_sort_by_any_column_both_ways(client, session):
     small = factories.dossier("eligible", lines=[{"category": "equipement", "label": "A", "amount_ht": "1000.00"}])
     big = factories.dossier("eligible", lines=[{"category": "equipement", "label": "B", "amount_ht": "9000.00"}])

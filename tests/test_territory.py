@@ -69,3 +69,19 @@ def test_search_by_name_insee_or_siren(session):
     assert search_collectivites("21231")[0].name == "Dijon"
     assert search_collectivites("242100410")[0].name == "Dijon Métropole"
     assert "Dijon" in [c.name for c in search_collectivites("dijon")]
+
+
+@pytest.mark.parametrize("typed", ["bessey les citeaux", "BESSEY-LÈS", "lès-Cîteaux", "besséy"])
+def test_search_ignores_case_accents_and_hyphens(session, typed):
+    assert "Bessey-lès-Cîteaux" in [c.name for c in search_collectivites(typed)]
+
+
+def test_search_treats_wildcards_as_text(session):
+    assert search_collectivites("%") == [] and search_collectivites("_") == []
+
+
+def test_a_renamed_collectivite_is_found_by_its_new_name(session):
+    commune = factories.commune("21001")
+    commune.name = "Agencourt-sur-Vouge"
+    session.flush()
+    assert search_collectivites("agencourt sur vouge")[0].insee == "21001"

@@ -247,3 +247,19 @@ def test_available_actions_explain_what_is_unavailable(session):
     staff_actions = available_actions(factories.dossier("received"), Context(role="instructor", now=NOW))
     assert {a.transition.action for a in staff_actions} == {
         "request_documents", "declare_eligible", "declare_ineligible", "refuse"}
+
+
+def test_a_payment_cannot_be_dated_in_the_future(session):
+    dossier = factories.dossier("granted")
+    with pytest.raises(services.InvalidAction, match="dans le futur"):
+        services.record_payment(dossier, factories.staff("finance"), amount=Decimal("100.00"),
+                                paid_on=date(2026, 11, 29), reference="M-1", final=False, now=NOW)
+    assert dossier.payments == [] and dossier.state == "granted"
+
+
+def test_resubmission_follows_the_lines_changed_meanwhile(session):
+    dossier = factories.dossier("incomplete", aid=2)  # 10,000 € HT → 4,000 € asked
+    assert dossier.requested_amount == Decimal("4000.00")
+    dossier.lines[0].amount_ht = Decimal("12000.00")
+    services.resubmit(dossier, factories.applicant_of(dossier.collectivite), "Devis corrigé", now=NOW)
+    assert dossier.requested_amount == Decimal("4800.00")

@@ -115,10 +115,7 @@ SEARCH_LIMIT = 20
 
 
 def _search(text: str) -> list[Collectivite]:
-    found = search_collectivites(text, limit=SEARCH_LIMIT)
-    if not found and " " in text:  # "saint jean" finds "Saint-Jean-de-Losne"
-        found = search_collectivites(text.replace(" ", "-"), limit=SEARCH_LIMIT)
-    return found
+    return search_collectivites(text, limit=SEARCH_LIMIT)
 
 
 @bp.route("/inscription", methods=["GET", "POST"])

@@ -29,6 +29,7 @@ from instruction.territory.models import (
     Departement,
     Epci,
 )
+from instruction.territory.names import fold
 
 PARIS = ZoneInfo("Europe/Paris")
 PER_PAGE = 50
@@ -284,7 +285,7 @@ def filter_conditions(f: QueueFilters) -> list:
     for term in f.q.split():
         pattern = _like(term)
         conditions.append(or_(Dossier.reference.ilike(pattern, escape="\\"),
-                              Collectivite.name.ilike(pattern, escape="\\"),
+                              Collectivite.search_name.contains(fold(term), autoescape=True),
                               Collectivite.insee == term, Collectivite.siren == term))
     return conditions
 

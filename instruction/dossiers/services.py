@@ -34,6 +34,7 @@ from instruction.dossiers.workflow import SYSTEM, TRANSITIONS, Context, unavaila
 from instruction.extensions import db
 from instruction.notifications import services as notifications
 from instruction.rules.formatting import format_euros
+from instruction.rules.parameters import paris_date
 from instruction.rules.simulator import decision_as_dict
 
 CENT = Decimal("0.01")
@@ -190,7 +191,9 @@ def resubmit(dossier: Dossier, actor: User, message: str = "", *, now: datetime 
     _check("resubmit", dossier, actor, now, None)
     if message.strip():
         dossier.messages.append(DossierMessage(author=actor, body=message.strip(), created_at=now))
-    return _apply("resubmit", dossier, actor, now, message)
+    # The lines may have changed while documents were requested: the request follows them.
+    requested = evaluate_dossier(dossier, now).amount
+    return _apply("resubmit", dossier, actor, now, message, requested_amount=requested)
 
 
 def declare_eligible(dossier: Dossier, actor: User, *, now: datetime | None = None) -> AuditEvent:
@@ -259,6 +262,9 @@ def record_payment(dossier: Dossier, actor: User, *, amount: Decimal, paid_on: d
             f"{format_euros(already)} déjà versés, reste {format_euros(granted - already)}.")
     if not reference.strip():
         raise InvalidAction("Indiquez la référence du versement (mandat, titre…).")
+    if paid_on > paris_date(now):
+        raise InvalidAction("La date du versement ne peut pas être dans le futur : enregistrez le "
+                            "versement une fois effectué.")
     dossier.payments.append(Payment(amount=amount, paid_on=paid_on, reference=reference.strip(),
                                     is_final=final, recorded_by=actor, recorded_at=now))
     paid = already + amount

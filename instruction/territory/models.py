@@ -7,9 +7,10 @@ EPCI), so that "the EPCI, its communes and its SIVOS" is one indexed column.
 from __future__ import annotations
 
 from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from instruction.db import Base
+from instruction.territory.names import fold
 
 COLLECTIVITE_KINDS = ("commune", "epci", "sivos")
 KIND_LABELS = {"commune": "Commune", "epci": "EPCI", "sivos": "SIVOS"}
@@ -44,6 +45,8 @@ class Collectivite(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(10))
     name: Mapped[str] = mapped_column(String(200))
+    # ``name`` folded for search (no accents nor hyphens), kept in step by ``_fold_name``.
+    search_name: Mapped[str] = mapped_column(String(200), default="")
     insee: Mapped[str | None] = mapped_column(String(5), unique=True)
     siren: Mapped[str | None] = mapped_column(String(9), unique=True)
     departement_code: Mapped[str | None] = mapped_column(ForeignKey("departement.code"))
@@ -61,6 +64,11 @@ class Collectivite(Base):
     epci: Mapped[Epci | None] = relationship(
         "Epci", remote_side="Collectivite.id", foreign_keys=[epci_id], post_update=True
     )
+
+    @validates("name")
+    def _fold_name(self, key: str, name: str) -> str:
+        self.search_name = fold(name)
+        return name
 
     @property
     def kind_label(self) -> str:

@@ -7,10 +7,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from instruction.extensions import db
 from instruction.territory.models import Collectivite, Commune, Departement, Epci, Sivos
+from instruction.territory.names import fold
 
 DATA_FILE = Path(__file__).with_name("data") / "bfc.json"
 
@@ -148,12 +149,12 @@ def import_sivos_csv(path: Path) -> list[Sivos]:
 
 
 def search_collectivites(text: str, limit: int = 20) -> list[Collectivite]:
-    """By name (case-insensitive, contains), INSEE code or SIREN."""
+    """By name (contains, ignoring case, accents and hyphens), INSEE code or SIREN."""
     text = text.strip()
     if not text:
         return []
     query = select(Collectivite).where(or_(
-        func.lower(Collectivite.name).contains(text.lower()),
+        Collectivite.search_name.contains(fold(text), autoescape=True),
         Collectivite.insee == text, Collectivite.siren == text,
     )).order_by(Collectivite.population.desc().nulls_last(), Collectivite.name).limit(limit)
     return list(db.session.scalars(query))
