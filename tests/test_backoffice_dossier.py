@@ -296,7 +296,7 @@ def test_a_transition_from_the_wrong_state_is_409(client, session):
     ("finance", "grant", {"amount": "not even a number"}),
     ("finance", "declare_eligible", {}),
     ("finance", "refuse", {"reason": "x"}),
-    ("instructor", "record_payment", {"amount": "10", "paid_on": "2026-12-01", "reference": "M"}),
+    ("instructor", "record_payment", {"amount": "10", "paid_on": "2026-11-21", "reference": "M"}),
     ("instructor", "record_final_payment", {}),
     ("instructor", "cancel_grant", {"reason": "x"}),
     ("instructor", "submit", {}),
@@ -337,14 +337,14 @@ def test_partial_then_over_then_final_payment(client, session):
     assert 'data-action="record_payment"' in body and 'id="payment-final"' in body
     assert figure(section(body, "payments"), "left-to-pay") == "4 000,00 €"
 
-    response = act(client, dossier, "record_payment", {"amount": "1 000,00", "paid_on": "2026-12-01",
+    response = act(client, dossier, "record_payment", {"amount": "1 000,00", "paid_on": "2026-11-21",
                                                        "reference": "MANDAT-1"})
     assert response.status_code == 302
     assert "Versement de 1 000,00 € enregistré." in text(client.get(response.headers["Location"]))
     session.refresh(dossier)
     assert dossier.state == "granted" and dossier.paid_amount == Decimal("1000.00")
 
-    response = act(client, dossier, "record_payment", {"amount": "3000,01", "paid_on": "2026-12-02",
+    response = act(client, dossier, "record_payment", {"amount": "3000,01", "paid_on": "2026-11-22",
                                                        "reference": "MANDAT-2"})
     assert response.status_code == 400
     assert ("Le versement dépasse le montant attribué : 4 000,00 € attribués, 1 000,00 € déjà versés, "
@@ -352,7 +352,7 @@ def test_partial_then_over_then_final_payment(client, session):
     session.refresh(dossier)
     assert dossier.paid_amount == Decimal("1000.00") and len(dossier.payments) == 1
 
-    response = act(client, dossier, "record_payment", {"amount": "2500", "paid_on": "03/12/2026",
+    response = act(client, dossier, "record_payment", {"amount": "2500", "paid_on": "23/11/2026",
                                                        "reference": "MANDAT-3", "final": "y"})
     assert response.status_code == 302
     assert "Le dossier est soldé : 3 500,00 € versés au total." in text(client.get(response.headers["Location"]))
@@ -361,13 +361,13 @@ def test_partial_then_over_then_final_payment(client, session):
     envelope = session.scalar(select(Envelope).where(Envelope.scope == "epci:200000925"))
     assert envelope.consumed == Decimal("3500.00")  # the unpaid 500 € released
     payments = section(page(client, dossier), "payments")
-    assert "MANDAT-1" in payments and "MANDAT-3" in payments and "3 décembre 2026" in payments
+    assert "MANDAT-1" in payments and "MANDAT-3" in payments and "23 novembre 2026" in payments
 
 
 def test_final_payment_route_marks_the_dossier_paid(client, session):
     dossier = factories.dossier("granted")
     factories.staff_logged_in(client, session, "finance")
-    response = act(client, dossier, "record_final_payment", {"amount": "100", "paid_on": "2026-12-01",
+    response = act(client, dossier, "record_final_payment", {"amount": "100", "paid_on": "2026-11-21",
                                                              "reference": "SOLDE"})
     assert response.status_code == 302
     session.refresh(dossier)
@@ -377,8 +377,8 @@ def test_final_payment_route_marks_the_dossier_paid(client, session):
 @pytest.mark.parametrize("data, message", [
     ({"amount": "100", "paid_on": "", "reference": "M"}, "Indiquez la date du versement."),
     ({"amount": "100", "paid_on": "31/02/2026", "reference": "M"}, "n'est pas une date valide"),
-    ({"amount": "100", "paid_on": "2026-12-01", "reference": " "}, "Indiquez la référence du versement"),
-    ({"amount": "cent", "paid_on": "2026-12-01", "reference": "M"}, "n'est pas un montant valide"),
+    ({"amount": "100", "paid_on": "2026-11-21", "reference": " "}, "Indiquez la référence du versement"),
+    ({"amount": "cent", "paid_on": "2026-11-21", "reference": "M"}, "n'est pas un montant valide"),
 ])
 def test_bad_payment_input_is_a_400_in_french(client, session, data, message):
     dossier = factories.dossier("granted")

@@ -33,7 +33,7 @@ def call(action, dossier, actor, now=NOW):
         return services.resubmit(dossier, actor, "Voici la pièce.", now=now)
     if action in ("record_payment", "record_final_payment"):
         amount = Decimal("100.00") if action == "record_payment" else dossier.granted_amount
-        return services.record_payment(dossier, actor, amount=amount, paid_on=date(2026, 12, 2),
+        return services.record_payment(dossier, actor, amount=amount, paid_on=date(2026, 11, 22),
                                        reference="MANDAT-42", final=action == "record_final_payment", now=now)
     if action == "expire":
         return services.expire(dossier, actor, now=AFTER_DEADLINE)
@@ -179,13 +179,13 @@ def test_refused_or_cancelled_grants_release_the_envelope(session):
 def test_partial_then_final_payment_releases_the_unpaid_remainder(session):
     dossier = factories.dossier("granted", aid=2)  # 4,000.00 granted
     finance = factories.staff("finance")
-    services.record_payment(dossier, finance, amount=Decimal("1000.00"), paid_on=date(2026, 12, 1),
+    services.record_payment(dossier, finance, amount=Decimal("1000.00"), paid_on=date(2026, 11, 21),
                             reference="M-1", final=False, now=NOW)
     assert dossier.state == "granted" and dossier.paid_amount == Decimal("1000.00")
     with pytest.raises(services.InvalidAction, match="dépasse le montant attribué"):
-        services.record_payment(dossier, finance, amount=Decimal("3000.01"), paid_on=date(2026, 12, 2),
+        services.record_payment(dossier, finance, amount=Decimal("3000.01"), paid_on=date(2026, 11, 22),
                                 reference="M-2", final=False, now=NOW)
-    services.record_payment(dossier, finance, amount=Decimal("2500.00"), paid_on=date(2026, 12, 3),
+    services.record_payment(dossier, finance, amount=Decimal("2500.00"), paid_on=date(2026, 11, 23),
                             reference="M-3", final=True, now=NOW)
     assert dossier.state == "paid" and dossier.paid_amount == Decimal("3500.00")
     envelope = session.scalar(select(Envelope).where(Envelope.scope == "epci:200000925"))
@@ -195,7 +195,7 @@ def test_partial_then_final_payment_releases_the_unpaid_remainder(session):
 def test_payments_summing_to_the_grant_mark_it_paid(session):
     dossier = factories.dossier("granted", aid=2)
     services.record_payment(dossier, factories.staff("finance"), amount=Decimal("4000.00"),
-                            paid_on=date(2026, 12, 1), reference="M-1", final=False, now=NOW)
+                            paid_on=date(2026, 11, 21), reference="M-1", final=False, now=NOW)
     assert dossier.state == "paid"
 
 
