@@ -144,6 +144,16 @@ def session(app):
 
 
 @pytest.fixture
+def fresh_limiter(app):
+    """Empty rate-limit counters before and after the test."""
+    from instruction.accounts.limiter import limiter
+
+    limiter.reset()
+    yield limiter
+    limiter.reset()
+
+
+@pytest.fixture
 def client(app, session):
     return app.test_client()
 

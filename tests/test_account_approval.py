@@ -14,7 +14,6 @@ from flask_migrate import upgrade
 from sqlalchemy import select, update
 
 from instruction.accounts import services
-from instruction.accounts.limiter import limiter
 from instruction.accounts.models import User
 from instruction.accounts.services import (
     AlreadyDecided,
@@ -36,11 +35,7 @@ GOOD_PASSWORD = "le lavoir de la place fleurie"
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def fresh_limiter(app):
-    limiter.reset()
-    yield
-    limiter.reset()
+pytestmark = pytest.mark.usefixtures("fresh_limiter")
 
 
 def text(response) -> str:

@@ -22,12 +22,7 @@ from tests import factories
 GOOD_PASSWORD = "le lavoir de la place fleurie"
 
 
-@pytest.fixture(autouse=True)
-def fresh_limiter(app):
-    """Every test starts with empty rate-limit counters."""
-    limiter.reset()
-    yield
-    limiter.reset()
+pytestmark = pytest.mark.usefixtures("fresh_limiter")
 
 
 def text(response) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy import Select, func, select, update
 from instruction.accounts.models import ROLES, User
 from instruction.accounts.passwords import password_problems
 from instruction.db import utcnow
+from instruction.errors import Refusal
 from instruction.extensions import db
 from instruction.notifications import services as notifications
 from instruction.notifications.models import OutboxMessage
@@ -33,10 +34,8 @@ RESET_MAX_AGE = 3600
 REFUSAL_REASON_MAX = 1000  # characters of the reason sent with a refused account
 
 
-class AccountError(ValueError):
-    """A French message for the person who asked; ``status`` is the HTTP code to answer with."""
-
-    status = 400
+class AccountError(Refusal):
+    """An account operation refused."""
 
 
 class NotAllowed(AccountError):
@@ -128,6 +127,21 @@ def _next_key(user: User, purpose: str) -> str:
     return f"{prefix}{sent + 1}"
 
 
+def _token_user(salt: str, token: str, max_age: int, *, expired: str, invalid: str
+                ) -> tuple[User | None, dict]:
+    """The user a signed link names, with the link's data; AccountError(``expired`` or
+    ``invalid``) when the signature is out of date or wrong."""
+    try:
+        data = _serializer(salt).loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise AccountError(expired) from None
+    except BadSignature:
+        raise AccountError(invalid) from None
+    if not isinstance(data, dict):
+        return None, {}
+    return db.session.get(User, data.get("uid")), data
+
+
 def confirmation_token(user: User) -> str:
     return _serializer(CONFIRM_SALT).dumps({"uid": user.id, "email": user.email})
 
@@ -153,15 +167,9 @@ def resend_confirmation(email: str) -> None:
 
 def confirm_email(token: str, *, max_age: int = CONFIRM_MAX_AGE) -> User:
     """Mark the account of ``token`` confirmed (idempotent); AccountError if the link is bad."""
-    try:
-        data = _serializer(CONFIRM_SALT).loads(token, max_age=max_age)
-    except SignatureExpired:
-        raise AccountError("Ce lien de confirmation a expiré : connectez-vous pour en recevoir un "
-                           "nouveau.") from None
-    except BadSignature:
-        raise AccountError("Ce lien de confirmation n'est pas valable : vérifiez qu'il a été copié "
-                           "en entier.") from None
-    user = db.session.get(User, data.get("uid")) if isinstance(data, dict) else None
+    user, data = _token_user(CONFIRM_SALT, token, max_age, expired=(
+        "Ce lien de confirmation a expiré : connectez-vous pour en recevoir un nouveau."), invalid=(
+        "Ce lien de confirmation n'est pas valable : vérifiez qu'il a été copié en entier."))
     if user is None or user.email != data.get("email"):
         raise AccountError("Ce lien de confirmation n'est pas valable.")
     if user.email_confirmed_at is None:
@@ -196,15 +204,10 @@ def request_password_reset(email: str) -> None:
 
 def user_for_reset(token: str, *, max_age: int = RESET_MAX_AGE) -> User:
     """The user a reset link is for; AccountError if it expired, was used or is forged."""
-    try:
-        data = _serializer(RESET_SALT).loads(token, max_age=max_age)
-    except SignatureExpired:
-        raise AccountError("Ce lien de réinitialisation a expiré (il est valable une heure) : "
-                           "demandez-en un nouveau.") from None
-    except BadSignature:
-        raise AccountError("Ce lien de réinitialisation n'est pas valable : vérifiez qu'il a été "
-                           "copié en entier, ou demandez-en un nouveau.") from None
-    user = db.session.get(User, data.get("uid")) if isinstance(data, dict) else None
+    user, data = _token_user(RESET_SALT, token, max_age, expired=(
+        "Ce lien de réinitialisation a expiré (il est valable une heure) : demandez-en un nouveau."),
+        invalid=("Ce lien de réinitialisation n'est pas valable : vérifiez qu'il a été copié en "
+                 "entier, ou demandez-en un nouveau."))
     if user is None or not user.active or data.get("pw") != _fingerprint(user):
         raise AccountError("Ce lien de réinitialisation a déjà servi ou n'est plus valable : "
                            "demandez-en un nouveau.")

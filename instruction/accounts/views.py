@@ -28,6 +28,7 @@ from instruction.accounts.services import AccountError, authenticate
 from instruction.extensions import db, login_manager
 from instruction.territory.models import Collectivite
 from instruction.territory.services import search_collectivites
+from instruction.web.actions import perform
 
 bp = Blueprint("auth", __name__)
 bp.record_once(lambda state: init_limiter(state.app))
@@ -269,17 +270,11 @@ def _colleague_request(user_id: int) -> User:
 
 
 def decide(operation, user: User, *args):
-    """Run an approval service and commit; AccountError comes back (after a rollback)."""
+    """Run an approval service through ``perform``; a refusal comes back (after a rollback)."""
     try:
-        operation(user, current_user._get_current_object(), *args, now=clock.now())
-        db.session.commit()
-    except services.AccountError as error:
-        db.session.rollback()
-        return error
+        return perform(operation, user, current_user._get_current_object(), *args, now=clock.now())
     except IntegrityError:  # the same decision queued twice at once: the other request won
-        db.session.rollback()
         return services.AlreadyDecided(f"Le compte de {user.full_name} a déjà été validé ou refusé.")
-    return None
 
 
 def decision_answer(error: services.AccountError, back: str):

@@ -63,9 +63,11 @@ def packs_granted(campaign_id: int, collectivite_id: int) -> frozenset[int]:
         PackGrant.campaign_id == campaign_id, PackGrant.collectivite_id == collectivite_id)))
 
 
-def evaluate_dossier(dossier: Dossier, at: datetime) -> rules.Decision:
+def evaluate_dossier(dossier: Dossier, at: datetime,
+                     extra_lines: tuple[rules.ExpenseLine, ...] = ()) -> rules.Decision:
     """Evaluate the dossier as if submitted at ``at`` (its submission instant once submitted),
-    against what its envelope has committed now."""
+    against what its envelope has committed now; ``extra_lines`` are lines not saved yet (the
+    applicant's live estimate)."""
     scope = scope_of(dossier)
     consumption = rules.Consumption(
         consumed=envelope_consumed(dossier.campaign_id, dossier.aid_number, scope),
@@ -73,5 +75,5 @@ def evaluate_dossier(dossier: Dossier, at: datetime) -> rules.Decision:
         if dossier.aid_number == 1 else frozenset(),
     )
     applicant = applicant_for(dossier.collectivite, dossier.population)
-    return rules.evaluate(applicant, dossier.aid_number, expense_lines(dossier),
+    return rules.evaluate(applicant, dossier.aid_number, [*expense_lines(dossier), *extra_lines],
                           dossier.submitted_at or at, parameters(dossier), consumption)

@@ -31,6 +31,7 @@ from instruction.dossiers.models import (
     Payment,
 )
 from instruction.dossiers.workflow import SYSTEM, TRANSITIONS, Context, unavailable_reason
+from instruction.errors import Refusal
 from instruction.extensions import db
 from instruction.notifications import services as notifications
 from instruction.rules.formatting import format_euros
@@ -40,14 +41,10 @@ from instruction.rules.simulator import decision_as_dict
 CENT = Decimal("0.01")
 
 
-class WorkflowError(Exception):
-    """An action refused, with a French message for the person who asked."""
+class WorkflowError(Refusal):
+    """An action on a dossier refused."""
 
     status = 409
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 class ActionForbidden(WorkflowError):

@@ -24,12 +24,7 @@ from instruction.documents import services as documents
 from instruction.dossiers import services as dossier_services
 from instruction.dossiers.evaluation import (
     applicant_for,
-    envelope_consumed,
     evaluate_dossier,
-    expense_lines,
-    packs_granted,
-    parameters,
-    scope_of,
 )
 from instruction.dossiers.models import (
     CATEGORY_LABELS,
@@ -375,15 +370,7 @@ def attach_files(dossier: Dossier, actor: User, files: list[tuple[str | None, by
 
 def estimate(dossier: Dossier, at: datetime, extra: rules.ExpenseLine | None = None) -> rules.Decision:
     """What the rules would decide now, with an optional line being typed (the live estimation)."""
-    if extra is None:
-        return evaluate_dossier(dossier, at)
-    consumption = rules.Consumption(
-        consumed=envelope_consumed(dossier.campaign_id, dossier.aid_number, scope_of(dossier)),
-        packs_granted=packs_granted(dossier.campaign_id, dossier.collectivite_id)
-        if dossier.aid_number == 1 else frozenset())
-    return rules.evaluate(applicant_for(dossier.collectivite, dossier.population), dossier.aid_number,
-                          [*expense_lines(dossier), extra], dossier.submitted_at or at,
-                          parameters(dossier), consumption)
+    return evaluate_dossier(dossier, at, (extra,) if extra is not None else ())
 
 
 def decision_json(decision: rules.Decision) -> dict:
@@ -396,14 +383,16 @@ def decision_json(decision: rules.Decision) -> dict:
     }
 
 
-def submission_problems(dossier: Dossier, actor: User, now: datetime) -> list[str]:
+def submission_problems(dossier: Dossier, actor: User, now: datetime,
+                        decision: rules.Decision | None = None) -> list[str]:
     """Everything that stops the draft from being submitted now, in French: the workflow's guards
-    (deadline, lines, documents) and the rules' blocking findings."""
+    (deadline, lines, documents) and the rules' blocking findings (of ``decision``, the page's
+    estimate, when it was already made)."""
     if dossier.state != "draft":
         return []
     ctx = dossier_services.context_for(actor, now)
     problems = [reason for guard in TRANSITIONS["submit"].guards if (reason := guard(dossier, ctx))]
-    decision = evaluate_dossier(dossier, now)
+    decision = decision or evaluate_dossier(dossier, now)
     for finding in decision.findings:
         if finding.ok or not finding.blocking or finding.code.startswith("campaign."):
             continue  # the deadline guard already said it

@@ -24,12 +24,6 @@ STATE_EXPLANATIONS = {
     "expired": "Ce brouillon n'a pas été déposé avant la date limite : il ne peut plus l'être.",
 }
 
-STATE_STYLES = {
-    "draft": "secondary", "received": "primary", "incomplete": "warning", "eligible": "info",
-    "granted": "success", "paid": "success", "ineligible": "danger", "refused": "danger",
-    "withdrawn": "dark", "expired": "dark",
-}
-
 EVENT_LABELS = {
     "create": "Brouillon créé",
     "submit": "Dossier déposé",

@@ -117,7 +117,6 @@ def _render_index(status: int = 200, error: str | None = None):
         window=window, forms=forms, dossiers=dossiers, error=error, now=now,
         last_minute=texts.last_minute(campaign.deadline_at) if campaign else None,
         time_left=texts.time_left(campaign.deadline_at, now) if campaign else None,
-        state_styles=texts.STATE_STYLES,
     ), status
 
 
@@ -181,8 +180,8 @@ def _render_dossier(dossier: Dossier, status: int = 200, *, error: str | None = 
     return render_template(
         "portal/dossier.html", dossier=dossier, now=now, editable=editable, is_applicant=is_applicant,
         options=options, actions=actions, estimation=estimation,
-        problems=services.submission_problems(dossier, current_user, now) if is_applicant else [],
-        explanation=texts.STATE_EXPLANATIONS[dossier.state], state_style=texts.STATE_STYLES[dossier.state],
+        problems=services.submission_problems(dossier, current_user, now, estimation) if is_applicant else [],
+        explanation=texts.STATE_EXPLANATIONS[dossier.state],
         events=services.visible_events(dossier), event_labels=texts.EVENT_LABELS,
         last_request=requests[-1] if requests else None,
         line_form=line_form or LineForm(formdata=None, options=options),

@@ -56,8 +56,8 @@ def register_web(app: Flask) -> None:
         def handler(error):
             title, message = messages[code]
             description = getattr(error, "description", None)
-            if code in (409, 400) and isinstance(description, str) and not description.startswith("The "):
-                message = description
+            if description and description != getattr(type(error), "description", None):
+                message = description  # given by our code (abort(409, "…")), not Werkzeug's English default
             return render_template("errors/error.html", code=code, title=title, message=message), code
         return handler
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from instruction.dossiers.services import WorkflowError
+from instruction.errors import Refusal
 from instruction.extensions import db
 
 
-def perform(operation: Callable[..., Any], *args, **kwargs) -> WorkflowError | None:
+def perform(operation: Callable[..., Any], *args, **kwargs) -> Refusal | None:
     """Call a service and commit. On a refusal, roll back and return the error (its ``message``
     is French, its ``status`` is the HTTP code to answer with: 400, 403 or 409). Any other
     exception also rolls back, then propagates."""
     try:
         operation(*args, **kwargs)
         db.session.commit()
-    except WorkflowError as error:
+    except Refusal as error:
         db.session.rollback()
         return error
     except Exception:

@@ -10,6 +10,12 @@ from flask import Flask
 from instruction.rules.formatting import format_date_fr, format_euros, format_integer
 
 PARIS = ZoneInfo("Europe/Paris")
+# One colour per dossier state (a Bootstrap contextual name), wherever a state is shown.
+STATE_STYLES = {
+    "draft": "secondary", "received": "primary", "incomplete": "warning", "eligible": "info",
+    "granted": "success", "paid": "dark", "ineligible": "danger", "refused": "danger",
+    "withdrawn": "secondary", "expired": "secondary",
+}
 
 
 def euros(value) -> str:
@@ -35,7 +41,12 @@ def number_fr(value: int | None) -> str:
     return "—" if value is None else format_integer(value)
 
 
+def state_style(state: str) -> str:
+    return STATE_STYLES.get(state, "secondary")
+
+
 def register_filters(app: Flask) -> None:
+    app.add_template_filter(state_style, "state_style")
     app.add_template_filter(euros, "euros")
     app.add_template_filter(date_fr, "date_fr")
     app.add_template_filter(datetime_fr, "datetime_fr")
