@@ -6,7 +6,7 @@ INSTRUCTION := $(BIN)/instruction
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run setup install test test-fast lint browser-deps services clean-db
+.PHONY: run setup install test test-fast lint browser-deps pdf-deps services clean-db
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,16 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed pdf-deps
+
+## pdf-deps: the Debian libraries WeasyPrint needs for the PDF letters (Pango, HarfBuzz, fonts).
+PDF_LIBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core fontconfig
+pdf-deps:
+	@ldconfig -p | grep -q libpangoft2-1.0.so.0 && ldconfig -p | grep -q libharfbuzz-subset.so.0 \
+	  && fc-list 2>/dev/null | grep -qi dejavu || { \
+	  echo "Installing the Debian libraries of WeasyPrint (PDF letters)..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PDF_LIBS) >/dev/null) \
+	  || { echo "ERROR: could not install $(PDF_LIBS) (apt-get install them)"; exit 1; }; }
 
 ## setup: install, migrate, load the territory, the campaigns and the demo data (no server).
 setup: install

@@ -27,6 +27,24 @@ def _bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _service_identity() -> dict[str, str]:
+    """Defaults of the service's identity (instruction/settings), until an admin saves its own."""
+    defaults = {
+        "authority_name": "Région Bourgogne-Franche-Comté",
+        "service_name": "Direction du numérique — Service des aides aux collectivités",
+        "postal_address": "4 square Castan\nCS 51857\n25031 Besançon Cedex",
+        "email": "aides-numeriques@bourgognefranchecomte.fr",
+        "telephone": "03 81 61 61 61",
+        "signatory_name": "Marie-Guite Dufay",
+        "signatory_title": "Présidente du Conseil régional de Bourgogne-Franche-Comté",
+        "tribunal_name": "Tribunal administratif de Besançon",
+        "tribunal_address": "30 rue Charles Nodier\n25044 Besançon Cedex 3",
+        "telerecours_url": "https://citoyens.telerecours.fr",
+    }
+    return {name: os.environ.get(f"SERVICE_{name.upper()}", value).replace("\\n", "\n")
+            for name, value in defaults.items()}
+
+
 def load_config(instance: Path, overrides: dict) -> dict:
     instance.mkdir(parents=True, exist_ok=True)
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'instruction.db'}"
@@ -66,6 +84,7 @@ def load_config(instance: Path, overrides: dict) -> dict:
         "BOOTSTRAP_SERVE_LOCAL": True,
         "WTF_CSRF_TIME_LIMIT": None,
         "TIMEZONE": "Europe/Paris",
+        "SERVICE_IDENTITY": _service_identity(),
     }
     config.update(overrides)
     # Queue a delivery task after each commit that wrote outbox rows; off by default in tests,

@@ -13,6 +13,7 @@ from instruction.dossiers.models import (  # noqa: F401
     Payment,
 )
 from instruction.notifications.models import Delivery, JobRun, OutboxMessage  # noqa: F401
+from instruction.settings.models import ServiceIdentity  # noqa: F401
 from instruction.territory.models import (  # noqa: F401
     Collectivite,
     Commune,
