@@ -29,6 +29,7 @@ from instruction.extensions import db, login_manager
 from instruction.territory.models import Collectivite
 from instruction.territory.services import search_collectivites
 from instruction.web.actions import perform
+from instruction.web.numbers import bounded_int
 
 bp = Blueprint("auth", __name__)
 bp.record_once(lambda state: init_limiter(state.app))
@@ -38,7 +39,8 @@ bp.record_once(lambda state: init_limiter(state.app))
 def load_user(user_id: str) -> User | None:
     """The session's user, while the account may still be used: a deactivated (or refused) account
     loses its session at its next request."""
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    uid = bounded_int(user_id)
+    user = db.session.get(User, uid) if uid else None
     if user is None or not user.active or (user.role == "applicant" and user.approved_at is None):
         return None
     return user
@@ -134,7 +136,8 @@ def register():
         results = _search(search.q.data) if found else []
         status = 200 if found else 400
     chosen_id = form.collectivite_id.data or request.args.get("collectivite", "")
-    collectivite = db.session.get(Collectivite, int(chosen_id)) if str(chosen_id).isdigit() else None
+    collectivite_id = bounded_int(chosen_id)
+    collectivite = db.session.get(Collectivite, collectivite_id) if collectivite_id else None
     if request.method == "GET" and collectivite is not None:
         form.collectivite_id.data = str(collectivite.id)
     if request.method == "POST":

@@ -16,6 +16,7 @@ from instruction.accounts.forms import ApprovalForm, RefusalForm
 from instruction.accounts.models import User
 from instruction.accounts.views import decide, decision_answer, refusal_form_problem
 from instruction.extensions import db
+from instruction.web.numbers import page_number
 
 bp = Blueprint("admin", __name__, url_prefix="/administration")
 PER_PAGE = 50
@@ -41,7 +42,8 @@ def admin_helpers():
 
 
 def _render_accounts(status: int = 200, failed: tuple[int, RefusalForm] | None = None):
-    page = db.paginate(services.pending_accounts_query(), per_page=PER_PAGE, error_out=False)
+    page = db.paginate(services.pending_accounts_query(), page=page_number(request.args.get("page")),
+                       per_page=PER_PAGE, error_out=False)
     agents = services.approved_agents_count(u.collectivite_id for u in page.items)
     return render_template("admin/accounts.html", page=page, agents=agents, failed=failed), status
 
@@ -59,7 +61,7 @@ def _applicant(user_id: int) -> User:
 
 
 def _back() -> str:
-    return url_for("admin.accounts", page=request.form.get("page", 1, type=int))
+    return url_for("admin.accounts", page=page_number(request.form.get("page")))
 
 
 @bp.route("/comptes/<int:user_id>/valider", methods=["POST"])

@@ -30,6 +30,7 @@ from instruction.territory.models import (
     Epci,
 )
 from instruction.territory.names import fold
+from instruction.web.numbers import bounded_int
 
 PARIS = ZoneInfo("Europe/Paris")
 PER_PAGE = 50
@@ -235,8 +236,8 @@ def parse_filters(args: Mapping[str, str], options: FilterOptions, *, role: str,
     page_text = text("page")
     page = 1
     if page_text:
-        if page_text.isdigit() and len(page_text) <= 9 and int(page_text) >= 1:
-            page = int(page_text)
+        if (number := bounded_int(page_text, high=10**9 - 1)) is not None:
+            page = number
         else:
             warnings.append(f"Numéro de page « {_shown(page_text)} » invalide : première page affichée.")
 

@@ -12,6 +12,7 @@ from instruction.extensions import db
 from instruction.notifications import kinds
 from instruction.notifications.emails import dossier_path
 from instruction.notifications.models import Delivery, OutboxMessage
+from instruction.web.numbers import page_number
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")
 PER_PAGE = 30
@@ -35,7 +36,7 @@ def index():
     page = db.paginate(
         select(Delivery).join(Delivery.message).options(contains_eager(Delivery.message))
         .where(_mine()).order_by(OutboxMessage.created_at.desc(), Delivery.id.desc()),
-        per_page=PER_PAGE, error_out=False)
+        page=page_number(request.args.get("page")), per_page=PER_PAGE, error_out=False)
     items = [
         {
             "delivery": d,
@@ -73,7 +74,7 @@ def follow(delivery_id: int):
 @login_required
 def mark_read(delivery_id: int):
     _mark_read(delivery_id)
-    return redirect(url_for("notifications.index", page=request.form.get("page", 1, type=int)))
+    return redirect(url_for("notifications.index", page=page_number(request.form.get("page"))))
 
 
 @bp.route("/tout-lu", methods=["POST"])

@@ -25,6 +25,7 @@ from wtforms.validators import (
 )
 
 from instruction.accounts.forms import FrenchForm, strip
+from instruction.web.numbers import bounded_int
 
 MAX_AMOUNT = Decimal("99999999.99")
 _SPACES = re.compile(r"[\s\u00a0\u202f']")
@@ -57,7 +58,10 @@ def parse_amount(text: str | None) -> Decimal:
 def _optional_int(value):
     if value in (None, ""):
         return None
-    return int(value)
+    number = bounded_int(value)
+    if number is None:
+        raise ValueError("Choix invalide.")
+    return number
 
 
 class AmountField(StringField):
@@ -84,12 +88,17 @@ class AmountField(StringField):
         return f"{self.data:.2f}".replace(".", ",")
 
 
+MAX_MONTHS = 600
+
+
 class MonthsField(IntegerField):
     def process_formdata(self, valuelist):
-        try:
-            super().process_formdata(valuelist)
-        except ValueError:
-            raise ValueError("Indiquez un nombre entier de mois, par exemple 36.") from None
+        if not valuelist or valuelist[0] in ("", None):
+            self.data = None
+            return
+        self.data = bounded_int(valuelist[0].strip(), low=0, high=10**9)
+        if self.data is None:
+            raise ValueError("Indiquez un nombre entier de mois, par exemple 36.")
 
 
 class NewDossierForm(FrenchForm):
@@ -117,7 +126,7 @@ class LineForm(FrenchForm):
                                                                 "ou le devis, par exemple 1 250,00.")
     pack = SelectField("Pack", coerce=_optional_int, validate_choice=False)
     months = MonthsField("Durée de la licence, en mois", validators=[
-        Optional(), NumberRange(min=1, max=600, message="Indiquez une durée entre 1 et 600 mois.")])
+        Optional(), NumberRange(min=1, max=MAX_MONTHS, message=f"Indiquez une durée entre 1 et {MAX_MONTHS} mois.")])
     submit = SubmitField("Enregistrer la dépense")
 
     def __init__(self, *args, options=None, **kwargs):

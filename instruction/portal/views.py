@@ -34,6 +34,7 @@ from instruction.dossiers.workflow import available_actions
 from instruction.extensions import db
 from instruction.portal import services, texts
 from instruction.portal.forms import (
+    MAX_MONTHS,
     ConfirmForm,
     LineForm,
     NewDossierForm,
@@ -45,6 +46,7 @@ from instruction.portal.forms import (
     parse_amount,
 )
 from instruction.web.actions import perform
+from instruction.web.numbers import bounded_int
 
 bp = Blueprint("portal", __name__, url_prefix="/portail")
 
@@ -127,11 +129,12 @@ def create():
         abort(403)
     form = NewDossierForm()
     campaign = current_campaign()
-    if not form.validate_on_submit() or not str(form.aid_number.data).isdigit() or campaign is None:
+    aid_number = bounded_int(form.aid_number.data)
+    if not form.validate_on_submit() or aid_number is None or campaign is None:
         return _render_index(400, "Le formulaire est incomplet : rechargez la page puis recommencez.")
     try:
         dossier, created = services.create_draft_once(
-            campaign=campaign, aid_number=int(form.aid_number.data), actor=current_user,
+            campaign=campaign, aid_number=aid_number, actor=current_user,
             client_token=form.client_token.data, title=form.title.data or "", now=clock.now())
         db.session.commit()
     except WorkflowError as error:
@@ -348,8 +351,8 @@ def estimation(dossier_id: int):
         try:
             if args.get("category") not in dict(options.categories):
                 raise ValueError("Choisissez une catégorie.")
-            pack = int(args["pack"]) if args.get("pack", "").isdigit() else None
-            months = int(args["months"]) if args.get("months", "").isdigit() else None
+            pack = bounded_int(args.get("pack"))
+            months = bounded_int(args.get("months"), high=MAX_MONTHS)
             extra = rules.ExpenseLine(category=args["category"], amount_ht=parse_amount(args.get("amount_ht")),
                                       label=args.get("label", "")[:300], pack=pack or None,
                                       months=(months or None) if args["category"] == "licence" else None)

@@ -13,6 +13,8 @@ class DatabaseIdConverter(IntegerConverter):
     """``<int:…>`` in every route: an id beyond a 32-bit integer column cannot exist, so it is a
     404 rather than a database error."""
 
+    regex = r"[0-9]{1,10}"  # ASCII digits only (``\\d`` would take "٣")
+
     def __init__(self, url_map, *args, **kwargs):
         kwargs.setdefault("max", 2**31 - 1)
         super().__init__(url_map, *args, **kwargs)
