@@ -1,6 +1,8 @@
 """Login, logout, applicant registration, e-mail confirmation, password reset, and the approval of
 new accounts by the agents of their collectivité (the admins' page is ``instruction.admin``)."""
 
+from urllib.parse import urljoin, urlsplit
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
@@ -47,10 +49,21 @@ def load_user(user_id: str) -> User | None:
 
 
 def _safe_next(target: str | None) -> str | None:
-    """Only same-site relative paths are followed after login."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    """Only a path of this site is followed after login. Browsers drop tabs and newlines and read
+    ``\\`` as ``/`` before resolving a URL, so ``/%09/evil.example`` would become ``//evil.example``:
+    any control character, space or backslash refuses the target, and what is left must resolve, as
+    a URL, to this very origin."""
+    if not target or len(target) > 2000 or not target.startswith("/"):
+        return None
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
+        return None
+    origin = request.host_url
+    if urlsplit(urljoin(origin, target)).netloc != urlsplit(origin).netloc:
+        return None
+    return target
 
 
 def _home_for(user: User) -> str:
