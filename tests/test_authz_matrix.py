@@ -1,0 +1,238 @@
+"""The authorization matrix: every route of ``app.url_map`` (endpoint × method) × every role.
+
+Each cell is a real request, by a client logged in through the real form, on real objects of
+collectivité A (``tests/world.py``): the applicant of A owns them, the applicant of B must not
+reach them, staff see what is submitted. The expected outcome of every cell is written in
+``EXPECTED`` below; a route without a row fails ``test_every_route_has_a_row``.
+
+Outcomes: an HTTP status, or ``LOGIN`` for a redirect to the login page that asks to come back
+(``/connexion?next=…``, what an anonymous visitor gets on a page that needs an account). Every
+cell runs in a savepoint rolled back after it, so cells do not see each other's changes.
+
+Adding a route? Add its row: ``"METHOD endpoint": Row(anonymous, applicant_a, applicant_b,
+instructor, finance, admin)`` with what each role must get, ``on=`` the dossier it acts on (one of
+``world.SUBJECTS``; default: a received dossier of A), ``data=`` a valid form (the cells then show
+success, 302, where the role may act), ``args=`` to take a URL argument from another world value.
+A variant row for the same route is keyed ``"METHOD endpoint on <subject>"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from io import BytesIO
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+import pytest
+from flask import url_for
+from werkzeug.routing import BuildError
+
+from tests import factories
+from tests.world import ROLES, SUBJECTS, build_world, client_with, logged_in_cookies
+
+LOGIN = "login"
+
+
+class Row(NamedTuple):
+    anonymous: int | str
+    applicant_a: int | str
+    applicant_b: int | str
+    instructor: int | str
+    finance: int | str
+    admin: int | str
+    on: str = "received"
+    data: dict | Callable[[], dict] | None = None
+    args: dict[str, str] | None = None  # URL argument -> name of the world value to use
+
+
+def _everyone(outcome) -> tuple:
+    return (outcome,) * 6
+
+
+PUBLIC_PAGE = Row(200, 302, 302, 302, 302, 302)  # a logged-in user goes to their home page
+STAFF_PAGE = Row(LOGIN, 403, 403, 200, 200, 200)
+ADMIN_ONLY = Row(LOGIN, 403, 403, 403, 403, 200)
+COLLEAGUE_DECISION = dict(anonymous=LOGIN, applicant_a=302, applicant_b=404, instructor=403, finance=403, admin=403)
+# Editing a draft of A: staff do not see drafts (404), as B does not.
+DRAFT_EDIT = dict(anonymous=LOGIN, applicant_a=302, applicant_b=404, instructor=404, finance=404, admin=404,
+                  on="draft")
+# Acting as the applicant on a submitted dossier of A: staff see it but may not act (403).
+APPLICANT_ACT = dict(anonymous=LOGIN, applicant_a=302, applicant_b=404, instructor=403, finance=403, admin=403)
+
+LINE = {"category": "equipement", "label": "Onduleur", "amount_ht": "1 500,00"}
+
+
+def _pdf() -> dict:
+    return {"files": (BytesIO(factories.pdf_bytes()), "facture.pdf")}
+
+
+# fmt: off
+EXPECTED: dict[str, Row] = {
+    #                                       anonymous applicant_a applicant_b instructor finance admin
+    "GET static":                       Row(200,      200,        200,        200,       200,    200),
+    "GET bootstrap.static":             Row(*_everyone(200), args={"filename": "bootstrap_file"}),
+    "GET main.home":                    Row(LOGIN,    200,        200,        200,       200,    200),
+
+    # --- accounts
+    "GET auth.login":                   PUBLIC_PAGE,
+    "POST auth.login":                  Row(401,      302,        302,        302,       302,    302,
+                                            data={"email": "inconnu@exemple.fr", "password": "pas le bon"}),
+    "POST auth.logout":                 Row(LOGIN,    302,        302,        302,       302,    302),
+    "GET auth.register":                PUBLIC_PAGE,
+    "POST auth.register":               Row(400,      302,        302,        302,       302,    302),
+    "GET auth.confirm":                 Row(*_everyone(302)),  # the signed link is the credential
+    "POST auth.resend_confirmation":    Row(*_everyone(302), data={"email": "inconnu@exemple.fr"}),
+    "GET auth.forgot_password":         Row(*_everyone(200)),
+    "POST auth.forgot_password":        Row(*_everyone(302), data={"email": "inconnu@exemple.fr"}),
+    "GET auth.reset_password":          Row(*_everyone(200), args={"token": "reset_token"}),
+    "POST auth.reset_password":         Row(*_everyone(400), args={"token": "reset_token"}),
+    "POST auth.approve_access":         Row(**COLLEAGUE_DECISION),
+    "POST auth.refuse_access":          Row(**COLLEAGUE_DECISION, data={"reason": "Personne inconnue du service."}),
+
+    # --- administration
+    "GET admin.accounts":               ADMIN_ONLY,
+    "POST admin.approve":               Row(LOGIN,    403,        403,        403,       403,    302),
+    "POST admin.refuse":                Row(LOGIN,    403,        403,        403,       403,    302,
+                                            data={"reason": "Personne inconnue du service."}),
+
+    # --- back-office
+    "GET backoffice.queue":             STAFF_PAGE,
+    "GET backoffice.dossier":           STAFF_PAGE,
+    "GET backoffice.dossier on draft":  Row(LOGIN,    403,        403,        404,       404,    404, on="draft"),
+    "POST backoffice.act":              Row(LOGIN,    403,        403,        302,       403,    302),
+    "POST backoffice.act on granted":   Row(LOGIN,    403,        403,        403,       302,    302, on="granted",
+                                            args={"action": "payment_action"},
+                                            data={"amount": "100,00", "paid_on": "20/11/2026",
+                                                  "reference": "Mandat 42"}),
+    "GET backoffice.epci_envelopes":    STAFF_PAGE,
+
+    # --- documents
+    "GET documents.download":           Row(LOGIN,    200,        404,        200,       200,    200),
+    "GET documents.download on draft":  Row(LOGIN,    200,        404,        404,       404,    404, on="draft"),
+    "GET documents.preview":            Row(LOGIN,    200,        404,        200,       200,    200),
+
+    # --- notifications (the delivery is the applicant of A's)
+    "GET notifications.index":          Row(LOGIN,    200,        200,        200,       200,    200),
+    "GET notifications.follow":         Row(LOGIN,    302,        404,        404,       404,    404),
+    "POST notifications.mark_read":     Row(LOGIN,    302,        404,        404,       404,    404),
+    "POST notifications.mark_all_read": Row(LOGIN,    302,        302,        302,       302,    302),
+
+    # --- portal
+    "GET portal.index":                 Row(LOGIN,    200,        200,        302,       302,    302),
+    "POST portal.create":               Row(LOGIN,    302,        302,        403,       403,    403,
+                                            data={"aid_number": "2", "client_token": "matrice-authz-0123456789abcdefghi"}),
+    "GET portal.dossier":               Row(LOGIN,    200,        404,        200,       200,    200),
+    "GET portal.dossier on draft":      Row(LOGIN,    200,        404,        404,       404,    404, on="draft"),
+    "GET portal.estimation":            Row(LOGIN,    200,        404,        200,       200,    200),
+    "POST portal.rename":               Row(**DRAFT_EDIT, data={"title": "Nouvel intitulé"}),
+    "POST portal.rename on received":   Row(**{**APPLICANT_ACT, "applicant_a": 409}, on="received",
+                                            data={"title": "Nouvel intitulé"}),  # frozen once submitted
+    "POST portal.add_line":             Row(**DRAFT_EDIT, data=LINE),
+    "GET portal.edit_line":             Row(LOGIN,    200,        404,        404,       404,    404, on="draft"),
+    "POST portal.edit_line":            Row(**DRAFT_EDIT, data=LINE),
+    "POST portal.remove_line":          Row(**DRAFT_EDIT),
+    "POST portal.upload":               Row(**DRAFT_EDIT, data=_pdf),
+    "POST portal.remove_document":      Row(**DRAFT_EDIT),
+    "POST portal.submit":               Row(**DRAFT_EDIT),
+    "POST portal.resubmit":             Row(**{**APPLICANT_ACT, "on": "incomplete"},
+                                            data={"message": "Voici la pièce demandée."}),
+    "POST portal.withdraw":             Row(**APPLICANT_ACT, data={"reason": "Projet abandonné."}),
+}
+# fmt: on
+
+IGNORED_METHODS = {"HEAD", "OPTIONS"}
+
+
+def _route_key(key: str) -> str:
+    return key.split(" on ", 1)[0]
+
+
+def _routes(app) -> dict[str, str]:
+    """``"METHOD endpoint"`` -> URL rule, for every route of the application."""
+    return {f"{method} {rule.endpoint}": rule.rule
+            for rule in app.url_map.iter_rules() for method in sorted(rule.methods - IGNORED_METHODS)}
+
+
+def test_every_route_has_a_row(app):
+    routes = _routes(app)
+    declared = {_route_key(key) for key in EXPECTED}
+    missing = sorted(set(routes) - declared)
+    stale = sorted(declared - set(routes))
+    message = []
+    if missing:
+        message.append(
+            "These routes have no row in EXPECTED (tests/test_authz_matrix.py). Add one per route, with "
+            "what each role must get (status code, or LOGIN for a redirect to the login page), e.g.:\n"
+            + "\n".join(f'    "{key}": Row(anonymous=LOGIN, applicant_a=..., applicant_b=..., instructor=..., '
+                        f'finance=..., admin=...),  # {routes[key]}' for key in missing)
+            + "\nSee the module's docstring for on= (which dossier), data= (a valid form) and args=.")
+    if stale:
+        message.append("These rows name routes that no longer exist; remove them: " + ", ".join(stale))
+    assert not message, "\n\n".join(message)
+
+
+def test_rows_are_well_formed():
+    for key, row in EXPECTED.items():
+        assert row.on in SUBJECTS, f"{key}: on={row.on!r} is not one of {SUBJECTS}"
+        for outcome in row[:6]:
+            assert outcome == LOGIN or isinstance(outcome, int), f"{key}: {outcome!r}"
+        if " on " in key:
+            assert key.split(" on ", 1)[1] == row.on, f"{key}: the key names on={row.on!r}"
+
+
+def outcome_of(response) -> int | str:
+    if response.status_code in (301, 302, 303, 307, 308):
+        target = urlsplit(response.location)
+        if target.path == "/connexion" and "next=" in target.query:
+            return LOGIN
+    return response.status_code
+
+
+def _url(app, world, key: str, row: Row) -> str:
+    method, endpoint = _route_key(key).split(" ")
+    rule = next(r for r in app.url_map.iter_rules(endpoint))
+    values = world.url_values(row.on)
+    arguments = {}
+    for name in rule.arguments:
+        source = (row.args or {}).get(name, name)
+        assert source in values, (
+            f"{key}: no value for the URL argument <{name}> in tests/world.py (build_world's `common` "
+            "or per-subject values): add a real object of that kind there.")
+        arguments[name] = values[source]
+    with app.test_request_context():
+        try:
+            return url_for(endpoint, **arguments)
+        except BuildError as error:  # pragma: no cover - a wrong world value
+            pytest.fail(f"{key}: {error}")
+
+
+@pytest.fixture
+def matrix_world(app, session, fresh_limiter, monkeypatch):
+    monkeypatch.setattr("instruction.clock.now", lambda: factories.NOW)
+    return build_world(session)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_matrix(app, session, matrix_world, role):
+    world = matrix_world
+    cookies = logged_in_cookies(app, world.users.get(role))
+    session.commit()
+    wrong = []
+    for key, row in EXPECTED.items():
+        expected = row[ROLES.index(role)]
+        method = _route_key(key).split(" ")[0]
+        url = _url(app, world, key, row)
+        data = row.data() if callable(row.data) else row.data
+        savepoint = session.begin_nested()
+        session.connection()  # the SAVEPOINT now, before the request's own
+        try:
+            response = client_with(app, cookies).open(url, method=method, data=data)
+            got = outcome_of(response)
+        except Exception as error:  # noqa: BLE001 - a 500 is a wrong cell like any other
+            got = f"500 ({type(error).__name__}: {error})"
+        finally:
+            savepoint.rollback()
+            session.expire_all()
+        if got != expected:
+            wrong.append(f"{key} ({method} {url}): expected {expected}, got {got}")
+    assert not wrong, f"As {role}:\n" + "\n".join(wrong)
