@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 
@@ -79,14 +80,20 @@ def load_config(instance: Path, overrides: dict) -> dict:
         # Number of reverse proxies in front of the app whose X-Forwarded-* headers are trusted
         # (client IP for the login rate limit, scheme and host for links): 0 when exposed directly.
         "PROXY_COUNT": int(os.environ.get("PROXY_COUNT", 0)),
+        # The remember cookie is as protected as the session's, and lasts 30 days (not a year).
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", False),
+        "REMEMBER_COOKIE_DURATION": timedelta(days=int(os.environ.get("REMEMBER_COOKIE_DAYS", 30))),
         "BOOTSTRAP_SERVE_LOCAL": True,
         "WTF_CSRF_TIME_LIMIT": None,
         "TIMEZONE": "Europe/Paris",
         "SERVICE_IDENTITY": _service_identity(),
     }
     config.update(overrides)
+    config.setdefault("REMEMBER_COOKIE_SECURE", config["SESSION_COOKIE_SECURE"])
+    if "SESSION_COOKIE_SECURE" in overrides and "REMEMBER_COOKIE_SECURE" not in overrides:
+        config["REMEMBER_COOKIE_SECURE"] = overrides["SESSION_COOKIE_SECURE"]
     # Queue a delivery task after each commit that wrote outbox rows; off by default in tests,
     # whose rows live in a transaction that the worker cannot see.
     config.setdefault("NOTIFICATION_DISPATCH_ON_COMMIT",

@@ -120,3 +120,20 @@ class RefusalForm(FrenchForm):
                     Length(max=REFUSAL_REASON_MAX,
                            message=f"Le motif tient en {REFUSAL_REASON_MAX} caractères au plus.")])
     submit = SubmitField("Refuser")
+
+
+class ChangePasswordForm(FrenchForm):
+    current = PasswordField("Mot de passe actuel",
+                            validators=[DataRequired("Indiquez votre mot de passe actuel.")])
+    password, confirm = _new_password_fields()
+    submit = SubmitField("Changer le mot de passe")
+
+    def __init__(self, *args, account_email: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.account_email = account_email
+
+
+class EndSessionsForm(FrenchForm):
+    """« Se déconnecter partout »: the CSRF token is all there is."""
+
+    submit = SubmitField("Se déconnecter de tous les appareils")

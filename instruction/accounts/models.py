@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -44,6 +44,9 @@ class User(UserMixin, Base):
     # accounts and accounts created by commands are approved at creation.
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    # Part of the id kept in the session and in the remember cookie (``get_id``): raising it ends
+    # every session and remember cookie of the account (logout, password change, deactivation).
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     collectivite: Mapped[Collectivite | None] = relationship()
     approved_by: Mapped[User | None] = relationship(remote_side=[id], foreign_keys=[approved_by_id])
@@ -53,6 +56,9 @@ class User(UserMixin, Base):
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+    def get_id(self) -> str:  # Flask-Login: what the session and the remember cookie hold
+        return f"{self.id}:{self.session_version}"
 
     @property
     def is_active(self) -> bool:  # Flask-Login

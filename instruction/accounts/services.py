@@ -67,6 +67,16 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
+def end_all_sessions(user: User) -> None:
+    """End every session and remember cookie of ``user`` at their next request (logout, a new
+    password, a deactivated account, « se déconnecter partout »): the session version they carry
+    no longer matches."""
+    db.session.execute(update(User).where(User.id == user.id)
+                       .values(session_version=User.session_version + 1)
+                       .execution_options(synchronize_session=False))
+    db.session.expire(user, ["session_version"])
+
+
 def create_user(*, email: str, full_name: str, password: str, role: str, collectivite=None,
                 confirmed: bool = True, approved: bool = True) -> User:
     """An account; commands, the demo and tests create trusted accounts (confirmed and approved).
@@ -222,6 +232,18 @@ def reset_password(token: str, password: str, *, max_age: int = RESET_MAX_AGE) -
     user.set_password(password)
     if user.email_confirmed_at is None:
         user.email_confirmed_at = utcnow()
+    end_all_sessions(user)
+    return user
+
+
+def change_password(user: User, current: str, password: str) -> User:
+    """A new password chosen by the signed-in user, who proves the current one; every session of
+    the account ends (the caller signs the current one in again)."""
+    if not user.check_password(current):
+        raise AccountError("Le mot de passe actuel n'est pas le bon.")
+    check_password(password, user.email)
+    user.set_password(password)
+    end_all_sessions(user)
     return user
 
 

@@ -37,14 +37,24 @@ bp = Blueprint("auth", __name__)
 bp.record_once(lambda state: init_limiter(state.app))
 
 
+def parse_session_id(value: str) -> tuple[int, int] | None:
+    """The (user id, session version) of a session or remember cookie's id, or None."""
+    user_id, _, version = (value or "").partition(":")
+    uid, ver = bounded_int(user_id), bounded_int(version, low=0)
+    return (uid, ver) if uid is not None and ver is not None else None
+
+
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    """The session's user, while the account may still be used: a deactivated (or refused) account
-    loses its session at its next request."""
-    uid = bounded_int(user_id)
-    user = db.session.get(User, uid) if uid else None
+    """The session's user, while the account may still be used and the session has not been ended:
+    a deactivated (or refused) account, or one whose sessions were ended (``end_all_sessions``),
+    loses its session and its remember cookie at its next request."""
+    parsed = parse_session_id(user_id)
+    user = db.session.get(User, parsed[0]) if parsed else None
     if user is None or not user.active or (user.role == "applicant" and user.approved_at is None):
         return None
+    if parsed is None or user.session_version != parsed[1]:
+        return None  # a session or remember cookie ended by logout, a new password, etc.
     return user
 
 
@@ -119,6 +129,9 @@ def too_many_attempts(error):
 @bp.route("/deconnexion", methods=["POST"])
 @login_required
 def logout():
+    """Ends every session of the account, not only this browser's: a copied or replayed session
+    cookie, or a remember cookie left on another computer, dies with it."""
+    perform(services.end_all_sessions, current_user._get_current_object())
     logout_user()
     flash("Vous êtes déconnecté.", "info")
     return redirect(url_for("auth.login"))

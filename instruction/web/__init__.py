@@ -22,6 +22,7 @@ class DatabaseIdConverter(IntegerConverter):
 
 def register_web(app: Flask) -> None:
     app.url_map.converters["int"] = DatabaseIdConverter
+    from instruction.accounts.account_views import bp as account_bp
     from instruction.accounts.views import bp as auth_bp
     from instruction.admin.views import bp as admin_bp
     from instruction.backoffice.views import bp as backoffice_bp
@@ -30,7 +31,7 @@ def register_web(app: Flask) -> None:
     from instruction.portal.views import bp as portal_bp
     from instruction.web.views import bp as main_bp
 
-    for blueprint in (auth_bp, main_bp, portal_bp, backoffice_bp, documents_bp, notifications_bp, admin_bp):
+    for blueprint in (auth_bp, account_bp, main_bp, portal_bp, backoffice_bp, documents_bp, notifications_bp, admin_bp):
         app.register_blueprint(blueprint)
     register_filters(app)
 
