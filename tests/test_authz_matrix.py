@@ -88,6 +88,9 @@ EXPECTED: dict[str, Row] = {
     "POST auth.reset_password":         Row(*_everyone(400), args={"token": "reset_token"}),
     "POST auth.approve_access":         Row(**COLLEAGUE_DECISION),
     "POST auth.refuse_access":          Row(**COLLEAGUE_DECISION, data={"reason": "Personne inconnue du service."}),
+    "GET account.index":                Row(LOGIN,    200,        200,        200,       200,    200),
+    "POST account.change_password":     Row(LOGIN,    400,        400,        400,       400,    400),
+    "POST account.end_all_sessions":    Row(LOGIN,    302,        302,        302,       302,    302),
 
     # --- administration
     "GET admin.accounts":               ADMIN_ONLY,
