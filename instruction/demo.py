@@ -22,6 +22,7 @@ from instruction.campaigns.models import Campaign
 from instruction.documents import services as documents
 from instruction.dossiers import services
 from instruction.dossiers.models import Dossier
+from instruction.dossiers.workflow import TRANSITIONS, path_to
 from instruction.extensions import db
 from instruction.territory.models import Commune, Epci
 
@@ -49,39 +50,26 @@ DEMO_DOSSIERS = [
         ("equipement", "Écrans numériques interactifs", "21600.00", None, None)], "eligible"),
     (1, 5, "Gestion de la relation usager", [("logiciel", "Outil de gestion des demandes", "12500.00", None, None)], "incomplete"),
 ]
-# The verbs that bring a new draft to each state.
-PATHS = {
-    "draft": [],
-    "received": ["submit"],
-    "incomplete": ["submit", "request_documents"],
-    "eligible": ["submit", "declare_eligible"],
-    "granted": ["submit", "declare_eligible", "grant"],
-    "paid": ["submit", "declare_eligible", "grant", "record_final_payment"],
-    "ineligible": ["submit", "declare_ineligible"],
-    "refused": ["submit", "refuse"],
-    "withdrawn": ["submit", "withdraw"],
-}
-
-
 def advance(dossier: Dossier, state: str, *, applicant, instructor, finance, now,
             grant_amount: Decimal | None = None, reason: str = "Motif de démonstration") -> None:
-    """Bring a draft to ``state`` through the services, each verb by the role that may take it."""
-    for verb in PATHS[state]:
-        if verb == "submit":
-            services.submit(dossier, applicant, now=now)
-        elif verb == "request_documents":
-            services.request_documents(dossier, instructor, "Merci de joindre la facture signée.", now=now)
-        elif verb == "declare_eligible":
-            services.declare_eligible(dossier, instructor, now=now)
-        elif verb == "grant":
-            services.grant(dossier, instructor, grant_amount, now=now)
+    """Bring a draft to ``state`` through the services (the table's shortest path), each verb by
+    the first role of the table that may take it among the applicant, an instructor, finance
+    (else the system)."""
+    for verb in path_to(state):
+        roles = TRANSITIONS[verb].roles
+        actor = next((user for role, user in (("applicant", applicant), ("instructor", instructor),
+                                              ("finance", finance)) if role in roles), None)
+        if verb == "grant":
+            services.grant(dossier, actor, grant_amount, now=now)
         elif verb == "record_final_payment":
-            services.record_payment(dossier, finance, amount=dossier.granted_amount, paid_on=now.date(),
+            services.record_payment(dossier, actor, amount=dossier.granted_amount, paid_on=now.date(),
                                     reference="MANDAT-DEMO-1", final=True, now=now)
-        elif verb == "withdraw":
-            services.withdraw(dossier, applicant, reason, now=now)
+        elif verb == "request_documents":
+            services.request_documents(dossier, actor, "Merci de joindre la facture signée.", now=now)
+        elif TRANSITIONS[verb].needs_reason:
+            getattr(services, verb)(dossier, actor, reason, now=now)
         else:
-            getattr(services, verb)(dossier, instructor, reason, now=now)
+            getattr(services, verb)(dossier, actor, now=now)
 
 
 def simple_pdf(text: str = "Facture") -> bytes:

@@ -123,7 +123,7 @@ def test_finance_cannot_take_a_dossier(client, session):
     factories.staff_logged_in(client, session, "finance")
     response = client.post(f"/instruction/dossiers/{dossier.id}/actions/assign")
     assert response.status_code == 403
-    assert "Seul un instructeur peut prendre en charge un dossier." in response.get_data(as_text=True)
+    assert "Votre rôle ne permet pas cette action sur le dossier." in response.get_data(as_text=True)
     session.refresh(dossier)
     assert dossier.assigned_to_id is None
 

@@ -18,12 +18,11 @@ from sqlalchemy.orm import contains_eager
 from instruction import rules
 from instruction.campaigns.models import Campaign
 from instruction.dossiers.models import Dossier, Envelope
+from instruction.dossiers.workflow import CONSUMING_STATES, PENDING_STATES
 from instruction.extensions import db
 from instruction.territory.models import Collectivite, Commune, Epci
 
 ZERO = Decimal("0.00")
-PENDING_STATES = ("received", "incomplete", "eligible")
-CONSUMING_STATES = ("granted", "paid")
 SCOPE_LABELS = {
     "commune": "par commune, tous ses dossiers ensemble",
     "epci": "par EPCI, tous ses dossiers ensemble",

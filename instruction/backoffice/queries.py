@@ -21,6 +21,13 @@ from sqlalchemy.orm import aliased, contains_eager
 from instruction.accounts.models import User
 from instruction.campaigns.models import Aid
 from instruction.dossiers.models import STATE_LABELS, STATES, Dossier
+from instruction.dossiers.workflow import (
+    ASSIGNABLE_ROLES,
+    CLOSED_STATES,
+    CONSUMING_STATES,
+    PENDING_STATES,
+    VISIBLE_STATES,
+)
 from instruction.extensions import db
 from instruction.territory.models import (
     COLLECTIVITE_KINDS,
@@ -35,9 +42,6 @@ from instruction.web.numbers import bounded_int
 PARIS = ZoneInfo("Europe/Paris")
 PER_PAGE = 50
 MAX_SEARCH = 100
-# Staff never see drafts: a dossier belongs to its applicant until it is submitted.
-VISIBLE_STATES = tuple(s for s in STATES if s != "draft")
-ASSIGNABLE_ROLES = ("instructor", "admin")  # who may take a dossier ("Je m'en occupe")
 
 
 @dataclass(frozen=True)
@@ -49,10 +53,10 @@ class Tab:
 
 
 TABS: dict[str, Tab] = {t.key: t for t in (
-    Tab("a-instruire", "À instruire", ("received", "incomplete", "eligible")),
-    Tab("decides", "Décidés", ("granted",)),
-    Tab("verses", "Versés", ("paid",)),
-    Tab("clos", "Clos", ("ineligible", "refused", "withdrawn", "expired")),
+    Tab("a-instruire", "À instruire", PENDING_STATES),
+    Tab("decides", "Décidés", tuple(s for s in CONSUMING_STATES if s not in CLOSED_STATES)),
+    Tab("verses", "Versés", tuple(s for s in CONSUMING_STATES if s in CLOSED_STATES)),
+    Tab("clos", "Clos", tuple(s for s in CLOSED_STATES if s not in CONSUMING_STATES)),
     Tab("tous", "Tous"),
     Tab("mes-dossiers", "Mes dossiers", mine=True),
 )}

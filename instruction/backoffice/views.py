@@ -38,7 +38,7 @@ from instruction.dossiers.models import (
     ExpenseLine,
     Payment,
 )
-from instruction.dossiers.workflow import TRANSITIONS, available_actions
+from instruction.dossiers.workflow import TRANSITIONS, available_actions, unavailable_reason
 from instruction.extensions import db, login_manager
 from instruction.rules.formatting import format_euros
 from instruction.rules.parameters import paris_date
@@ -166,7 +166,8 @@ def _render_dossier(dossier_id: int, *, error: str | None = None, status: int = 
         envelope=envelope_figures.for_dossier(dossier, now),
         demand=envelope_figures.demand_of(dossier), nav_args=nav_args, position=position,
         event_label=event_label, reason_labels=REASON_LABELS,
-        can_take=current_user.role in queries.ASSIGNABLE_ROLES and dossier.assigned_to_id != current_user.id,
+        can_take=unavailable_reason(TRANSITIONS["assign"], dossier, ctx) is None
+        and TRANSITIONS["assign"].allows_role(ctx),
         take_form=ActionForm(formdata=None), per_page=queries.PER_PAGE,
     ), status
 
@@ -224,10 +225,10 @@ def _safe_return(target: str | None) -> str | None:
 def act(dossier_id: int, action: str):
     """One route per action. Unknown: 404; not for this role: 403 whatever was posted; invalid
     input: 400; refused by the service: its status (400/403/409) with its French message."""
-    if action != "assign" and action not in TRANSITIONS:
+    if action not in TRANSITIONS:
         abort(404)
     dossier = _load(dossier_id)
-    if action != "assign" and not TRANSITIONS[action].allows_role(services.context_for(_actor(), utcnow())):
+    if not TRANSITIONS[action].allows_role(services.context_for(_actor(), utcnow())):
         return _render_dossier(dossier_id, error=FORBIDDEN, status=403)
     form = form_class(action)()
     if not form.validate():

@@ -93,13 +93,13 @@ def add_line(dossier: Dossier, *, category: str, label: str, amount_ht: Decimal,
     return line
 
 
-def assign(dossier: Dossier, instructor: User, *, now: datetime | None = None) -> None:
+def assign(dossier: Dossier, instructor: User, *, now: datetime | None = None) -> AuditEvent:
     """"Je m'en occupe": the instructor takes the dossier (no state change, but audited)."""
-    if instructor.role not in ("instructor", "admin"):
-        raise ActionForbidden("Seul un instructeur peut prendre en charge un dossier.")
-    dossier.assigned_to = instructor
-    db.session.add(AuditEvent(dossier=dossier, actor=instructor, action="assign",
-                              from_state=dossier.state, to_state=dossier.state, at=now or utcnow()))
+    now = now or utcnow()
+    _check("assign", dossier, instructor, now, None)
+    event = _apply("assign", dossier, instructor, now, None, assigned_to_id=instructor.id)
+    set_committed_value(dossier, "assigned_to", instructor)
+    return event
 
 
 # --- the transition machinery ----------------------------------------------------------------
@@ -133,25 +133,26 @@ def _apply(action: str, dossier: Dossier, actor: User | None, now: datetime, rea
     """Move the dossier (with ``fields``) in one conditional UPDATE; audit and notify."""
     transition = TRANSITIONS[action]
     from_state = dossier.state
+    target = transition.target_from(from_state)
     db.session.flush()
     result = db.session.execute(
         update(Dossier)
         .where(Dossier.id == dossier.id, Dossier.state == from_state)
-        .values(state=transition.target, updated_at=now, **fields)
+        .values(state=target, updated_at=now, **fields)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
         raise ActionConflict("Le dossier vient d'être modifié par ailleurs : rechargez la page.")
-    for name, value in {"state": transition.target, "updated_at": now, **fields}.items():
+    for name, value in {"state": target, "updated_at": now, **fields}.items():
         set_committed_value(dossier, name, value)
     event = AuditEvent(dossier=dossier, actor=actor, action=action, from_state=from_state,
-                       to_state=transition.target, at=now, reason=(reason or "").strip() or None)
+                       to_state=target, at=now, reason=(reason or "").strip() or None)
     db.session.add(event)
     db.session.flush()
     notifications.queue(
         action, key=f"dossier:{dossier.id}:event:{event.id}", dossier=dossier,
         recipients=_recipients(dossier, transition.notify),
-        context={"reference": dossier.reference, "reason": event.reason, "state": transition.target},
+        context={"reference": dossier.reference, "reason": event.reason, "state": target},
     )
     return event
 

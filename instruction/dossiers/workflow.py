@@ -4,17 +4,20 @@ Each transition names its verb, the states it leaves from, the state it reaches,
 its guards (each returns a French reason when the action is unavailable), whether a reason must be
 given, and who is notified. Services (``instruction.dossiers.services``) are the only code that
 applies a transition; the UI asks ``available_actions`` what to show.
+
+Every other state rule of the product (which states are editable, pending, consuming, closed,
+waiting for an instructor, shown in which queue tab, how the demo reaches a state) is a named set
+derived below from this table: no other module spells out a list of states.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from instruction.dossiers.models import Dossier
-from instruction.rules.formatting import format_date_fr
-from instruction.rules.parameters import paris_date
+from instruction.dossiers.models import STATES, Dossier
+from instruction.rules.parameters import window_problem
 
 SYSTEM = "system"  # the worker, acting without a user
 
@@ -32,13 +35,19 @@ class Context:
 Guard = Callable[[Dossier, Context], str | None]
 
 
+def campaign_window_problem(campaign, now: datetime) -> str | None:
+    """Why nothing can be created or submitted in ``campaign`` at ``now`` (French), or None: the
+    one deadline rule of the product (drafts, submission, the portal's banners)."""
+    return window_problem(campaign.opens_at, campaign.deadline_at, now)
+
+
 def before_deadline(dossier: Dossier, ctx: Context) -> str | None:
-    campaign = dossier.campaign
-    if ctx.now < campaign.opens_at:
-        return f"La campagne n'est pas encore ouverte (ouverture le {format_date_fr(paris_date(campaign.opens_at))})."
-    if ctx.now >= campaign.deadline_at:
-        last_day = paris_date(campaign.deadline_at - timedelta(microseconds=1))
-        return f"Date limite dépassée : les dépôts étaient possibles jusqu'au {format_date_fr(last_day)} inclus."
+    return campaign_window_problem(dossier.campaign, ctx.now)
+
+
+def not_taken_by_actor(dossier: Dossier, ctx: Context) -> str | None:
+    if ctx.user_id is not None and dossier.assigned_to_id == ctx.user_id:
+        return "Vous avez déjà ce dossier en charge."
     return None
 
 
@@ -68,19 +77,27 @@ def no_payment_recorded(dossier: Dossier, ctx: Context) -> str | None:
 class Transition:
     action: str
     sources: tuple[str, ...]
-    target: str
+    target: str | None  # None: the dossier stays in its state (taking it)
     roles: tuple[str, ...]
     label: str
     guards: tuple[Guard, ...] = ()
     needs_reason: bool = False
     notify: tuple[str, ...] = ()  # "applicants" (agents of the collectivité), "assigned" (instructor)
     style: str = "primary"
+    closes: bool = False  # the target state is final for the applicant (``closed_at`` is set)
+    listed: bool = True  # offered among the actions of the dossier page
 
     def allows_role(self, ctx: Context) -> bool:
         return ctx.role in self.roles
 
+    def target_from(self, state: str) -> str:
+        return self.target or state
+
 
 STAFF = ("instructor", "admin")
+INITIAL_STATE = "draft"  # created by ``services.create_draft``; no transition leads back to it
+# Staff never see drafts: a dossier belongs to its applicant until it is submitted.
+VISIBLE_STATES = tuple(s for s in STATES if s != INITIAL_STATE)
 
 TRANSITIONS: dict[str, Transition] = {t.action: t for t in (
     Transition("submit", ("draft",), "received", ("applicant",), "Déposer le dossier",
@@ -92,25 +109,89 @@ TRANSITIONS: dict[str, Transition] = {t.action: t for t in (
     Transition("declare_eligible", ("received",), "eligible", STAFF, "Déclarer éligible",
                notify=("applicants",), style="success"),
     Transition("declare_ineligible", ("received", "eligible"), "ineligible", STAFF,
-               "Déclarer inéligible", needs_reason=True, notify=("applicants",), style="danger"),
+               "Déclarer inéligible", needs_reason=True, notify=("applicants",), style="danger",
+               closes=True),
     Transition("grant", ("eligible",), "granted", STAFF, "Attribuer la subvention",
                notify=("applicants",), style="success"),
     Transition("refuse", ("received", "eligible"), "refused", STAFF, "Refuser",
-               needs_reason=True, notify=("applicants",), style="danger"),
+               needs_reason=True, notify=("applicants",), style="danger", closes=True),
     Transition("record_payment", ("granted",), "granted", ("finance", "admin"),
                "Enregistrer un versement partiel", notify=("applicants",)),
     Transition("record_final_payment", ("granted",), "paid", ("finance", "admin"),
-               "Enregistrer le versement final", notify=("applicants",), style="success"),
+               "Enregistrer le versement final", notify=("applicants",), style="success", closes=True),
     Transition("withdraw", ("received", "incomplete", "eligible"), "withdrawn", ("applicant",),
-               "Retirer le dossier", needs_reason=True, notify=("assigned",), style="danger"),
+               "Retirer le dossier", needs_reason=True, notify=("assigned",), style="danger", closes=True),
     Transition("expire", ("draft",), "expired", (SYSTEM, "admin"), "Clore (date limite dépassée)",
-               guards=(after_deadline,), notify=("applicants",), style="secondary"),
+               guards=(after_deadline,), notify=("applicants",), style="secondary", closes=True,
+               listed=False),
     Transition("cancel_grant", ("granted",), "eligible", ("admin",), "Annuler l'attribution",
                guards=(no_payment_recorded,), needs_reason=True, notify=("applicants", "assigned"),
                style="danger"),
     Transition("reopen", ("ineligible", "refused"), "received", ("admin",), "Rouvrir l'instruction",
                needs_reason=True, notify=("applicants", "assigned"), style="secondary"),
+    # "Je m'en occupe": no state change, but audited, and refused if the state changed meanwhile.
+    Transition("assign", VISIBLE_STATES, None, STAFF, "Je m'en occupe", guards=(not_taken_by_actor,),
+               listed=False),
 )}
+
+
+# --- the state rules, derived from the table ---------------------------------------------------
+
+
+def _ordered(states: Iterable[str]) -> tuple[str, ...]:
+    """``states`` in the lifecycle order of ``STATES`` (stable for menus, tabs and SQL)."""
+    wanted = set(states)
+    return tuple(s for s in STATES if s in wanted)
+
+
+def sources_of(*actions: str) -> tuple[str, ...]:
+    return _ordered(s for action in actions for s in TRANSITIONS[action].sources)
+
+
+def _moves() -> list[Transition]:
+    return [t for t in TRANSITIONS.values() if t.target is not None]
+
+
+def _consuming() -> tuple[str, ...]:
+    """From the grant onward, until a transition leads back to where a grant can be decided."""
+    grant = TRANSITIONS["grant"]
+    found = {str(grant.target)}
+    while True:
+        more = {str(t.target) for t in _moves() if found & set(t.sources) and t.target not in grant.sources}
+        if more <= found:
+            return _ordered(found)
+        found |= more
+
+
+# The applicant may change lines and documents where they (re)submit them.
+EDITABLE_STATES = sources_of("submit", "resubmit")
+# Final for the applicant: nothing moves the dossier on except an admin's reopening.
+CLOSED_STATES = _ordered(str(t.target) for t in _moves() if t.closes)
+# The grant's amount is committed to the envelope.
+CONSUMING_STATES = _consuming()
+# Submitted, neither closed nor granted: their demand is pending on the envelope.
+PENDING_STATES = _ordered(set(VISIBLE_STATES) - set(CLOSED_STATES) - set(CONSUMING_STATES))
+# Pending and waiting for an instructor (not for the applicant): the digest's "waiting".
+WAITING_STATES = _ordered(s for s in PENDING_STATES for t in _moves()
+                          if s in t.sources and "instructor" in t.roles)
+# Who may take a dossier.
+ASSIGNABLE_ROLES = TRANSITIONS["assign"].roles
+
+
+def path_to(state: str) -> list[str]:
+    """The shortest list of verbs that brings a new draft to ``state`` (the demo, the factories)."""
+    paths: dict[str, list[str]] = {INITIAL_STATE: []}
+    frontier = [INITIAL_STATE]
+    while frontier:
+        following = []
+        for current in frontier:
+            for t in _moves():
+                target = t.target_from(current)
+                if current in t.sources and target not in paths:
+                    paths[target] = [*paths[current], t.action]
+                    following.append(target)
+        frontier = following
+    return paths[state]
 
 
 @dataclass(frozen=True)
@@ -138,5 +219,5 @@ def available_actions(dossier: Dossier, ctx: Context) -> list[Availability]:
     return [
         Availability(t, unavailable_reason(t, dossier, ctx))
         for t in TRANSITIONS.values()
-        if t.allows_role(ctx) and dossier.state in t.sources and t.action != "expire"
+        if t.allows_role(ctx) and dossier.state in t.sources and t.listed
     ]

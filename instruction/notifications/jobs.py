@@ -22,6 +22,7 @@ from instruction.campaigns.models import Campaign
 from instruction.db import utcnow
 from instruction.dossiers import services as dossiers
 from instruction.dossiers.models import AuditEvent, Dossier, Envelope
+from instruction.dossiers.workflow import WAITING_STATES
 from instruction.extensions import db
 from instruction.notifications import delivery, dispatch
 from instruction.notifications.calendar import is_working_day
@@ -33,7 +34,6 @@ from instruction.territory.models import Collectivite
 
 log = logging.getLogger(__name__)
 
-WAITING_STATES = ("received", "eligible")  # an assigned dossier waiting for its instructor
 ENVELOPE_ALERT = Decimal("0.90")  # "nearly exhausted": at least 90 % consumed
 BATCH = 500
 

@@ -35,14 +35,13 @@ from instruction.dossiers.models import (
     ExpenseLine,
 )
 from instruction.dossiers.services import ActionConflict, ActionForbidden, InvalidAction
-from instruction.dossiers.workflow import TRANSITIONS
+from instruction.dossiers.workflow import EDITABLE_STATES, TRANSITIONS, campaign_window_problem
 from instruction.extensions import db
-from instruction.rules.formatting import format_date_fr, format_euros, format_percent
+from instruction.rules.formatting import format_euros, format_percent
 from instruction.rules.parameters import AidRules
 from instruction.rules.simulator import decision_as_dict
 from instruction.territory.models import Collectivite
 
-EDITABLE_STATES = ("draft", "incomplete")
 # Findings that say whether the collectivité itself may ask for an aid (docs/rules.md).
 BENEFICIARY_CODES = ("beneficiary.", "population.")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -139,14 +138,7 @@ def aid_overview(collectivite: Collectivite, campaign: Campaign, at: datetime) -
 
 def window_problem(campaign: Campaign, at: datetime) -> str | None:
     """Why no dossier can be created or submitted now, or None when the campaign is open."""
-    params = rules.load_campaign(campaign.code)
-    if not params.has_opened(at):
-        return f"La campagne n'est pas encore ouverte : les dossiers sont acceptés à partir du " \
-               f"{format_date_fr(params.opens_on)}."
-    if not params.before_deadline(at):
-        return f"Date limite dépassée : les dossiers devaient être déposés au plus tard le " \
-               f"{format_date_fr(params.last_day)}."
-    return None
+    return campaign_window_problem(campaign, at)
 
 
 # --- drafts --------------------------------------------------------------------------------------

@@ -25,7 +25,12 @@ from instruction.rules.model import (
     Finding,
 )
 from instruction.rules.money import ZERO, round_down
-from instruction.rules.parameters import AidRules, CampaignParameters
+from instruction.rules.parameters import (
+    AidRules,
+    CampaignParameters,
+    deadline_problem,
+    opening_problem,
+)
 
 CATEGORY_LABELS = {"equipement": "équipement", "logiciel": "logiciel", "licence": "licence",
                    "cablage": "travaux de câblage"}
@@ -120,15 +125,13 @@ def _fail(code: str, message: str, blocking: bool = True) -> Finding:
 def _check_dates(submitted_at: datetime, params: CampaignParameters) -> list[Finding]:
     opens = format_date_fr(params.opens_on)
     last = format_date_fr(params.last_day)
+    opening = opening_problem(params.opens_at, submitted_at)
+    deadline = deadline_problem(params.deadline, submitted_at)
     return [
-        _ok("campaign.opened", f"Dossier déposé après l'ouverture de la campagne ({opens}).")
-        if params.has_opened(submitted_at) else
-        _fail("campaign.opened", f"Campagne non ouverte : les dossiers sont acceptés à partir "
-                                 f"du {opens}."),
-        _ok("campaign.deadline", f"Dossier déposé dans les délais (date limite : {last}).")
-        if params.before_deadline(submitted_at) else
-        _fail("campaign.deadline", f"Date limite dépassée : le dossier devait être déposé au "
-                                   f"plus tard le {last}."),
+        _fail("campaign.opened", opening) if opening else
+        _ok("campaign.opened", f"Dossier déposé après l'ouverture de la campagne ({opens})."),
+        _fail("campaign.deadline", deadline) if deadline else
+        _ok("campaign.deadline", f"Dossier déposé dans les délais (date limite : {last})."),
     ]
 
 

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from instruction.rules.formatting import format_date_fr
 from instruction.rules.model import CATEGORIES, KINDS
 from instruction.rules.money import parse_plain_decimal
 
@@ -48,6 +49,31 @@ def paris_date(instant: datetime | date) -> date:
             raise ValueError(f"an instant must be timezone-aware, got {instant.isoformat()}")
         return instant.astimezone(PARIS).date()
     return instant
+
+
+def last_day_before(deadline: datetime) -> date:
+    """The last Europe/Paris day before ``deadline`` (the deadline itself is refused)."""
+    return paris_date(deadline - timedelta(microseconds=1))
+
+
+def opening_problem(opens_at: datetime, at: datetime) -> str | None:
+    if at < opens_at:
+        return (f"La campagne n'est pas encore ouverte : les dossiers sont acceptés à partir du "
+                f"{format_date_fr(paris_date(opens_at))}.")
+    return None
+
+
+def deadline_problem(deadline: datetime, at: datetime) -> str | None:
+    """THE deadline rule and its message: a submission is accepted strictly before ``deadline``."""
+    if at >= deadline:
+        return (f"Date limite dépassée : les dépôts étaient possibles jusqu'au "
+                f"{format_date_fr(last_day_before(deadline))} inclus.")
+    return None
+
+
+def window_problem(opens_at: datetime, deadline: datetime, at: datetime) -> str | None:
+    """Why nothing can be submitted at ``at`` (French), or None inside the window."""
+    return opening_problem(opens_at, at) or deadline_problem(deadline, at)
 
 
 @dataclass(frozen=True)
@@ -134,10 +160,10 @@ class CampaignParameters:
     source: str
 
     def has_opened(self, submitted_at: datetime) -> bool:
-        return submitted_at >= self.opens_at
+        return opening_problem(self.opens_at, submitted_at) is None
 
     def before_deadline(self, submitted_at: datetime) -> bool:
-        return submitted_at < self.deadline
+        return deadline_problem(self.deadline, submitted_at) is None
 
     @property
     def opens_on(self) -> date:
@@ -146,7 +172,7 @@ class CampaignParameters:
     @property
     def last_day(self) -> date:
         """The last Europe/Paris day on which a submission is accepted."""
-        return paris_date(self.deadline - timedelta(microseconds=1))
+        return last_day_before(self.deadline)
 
     def aid(self, number: int) -> AidParameters:
         try:
