@@ -55,3 +55,8 @@ test: install services browser-deps
 
 lint: install
 	$(BIN)/ruff check .
+
+## bench: the region-scale figures (100,000 dossiers on PostgreSQL; bench/README.md).
+## BENCH_DATABASE_URL names the database, which is dropped and recreated.
+bench: install services
+	$(BIN)/python bench/run.py
