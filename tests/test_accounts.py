@@ -8,7 +8,7 @@ import re
 
 import pytest
 from itsdangerous import timed
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from instruction.accounts.limiter import limiter
 from instruction.accounts.models import User
@@ -120,11 +120,21 @@ def test_colleagues_of_one_collectivite_each_have_an_account(client, session):
     assert {u.email for u in users} == {"maire@agencourt.fr", "adjoint@agencourt.fr"}
 
 
-def test_an_e_mail_registers_once(client, session):
+def test_an_e_mail_registers_once_and_the_page_does_not_tell(client, session):
     agencourt = factories.commune("21001")
-    register(client, agencourt)
-    response = register(client, agencourt, email="SECRETARIAT@agencourt.fr")
-    assert response.status_code == 400 and "Un compte existe déjà avec cette adresse" in text(response)
+    first = register(client, agencourt)
+    first_message = text(client.get("/connexion"))
+    second = register(client, agencourt, email="SECRETARIAT@agencourt.fr", full_name="Quelqu'un d'autre")
+    second_message = text(client.get("/connexion"))
+    assert first.status_code == second.status_code == 302
+    assert "Un message vient d'être envoyé à secretariat@agencourt.fr" in first_message
+    assert first_message == second_message  # same words: no account enumeration
+    assert "existe déjà" not in second_message
+    users = session.scalars(select(User).where(func.lower(User.email) == "secretariat@agencourt.fr")).all()
+    assert len(users) == 1 and users[0].full_name == "Claire Martin"
+    # The owner of the address is told by e-mail instead.
+    [exists] = outbox("account_exists", users[0])
+    assert exists.context["email"] == "secretariat@agencourt.fr" and exists.context["url"].endswith("/connexion")
 
 
 def test_resending_for_an_unknown_or_confirmed_address_says_the_same_and_sends_nothing(client, session):

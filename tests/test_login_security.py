@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests import factories
@@ -188,3 +190,99 @@ def test_end_all_sessions_is_the_service_for_deactivation(app, client, session):
     assert not _signed_in(client) and not _signed_in(remembered)
     _login(client, user)  # a new login works again
     assert _signed_in(client)
+
+
+# --- neutral answers and rate limits ------------------------------------------------------------
+
+GOOD_PASSWORD = "le lavoir de la place fleurie"
+
+
+def _register(client, email, password=GOOD_PASSWORD):
+    return client.post("/inscription", data={
+        "collectivite_id": str(factories.commune("21001").id), "full_name": "Claire Martin",
+        "email": email, "password": password, "confirm": password})
+
+
+def test_login_hashes_a_password_whatever_the_address(client, session, monkeypatch):
+    """An unknown address costs one password hash, like a known one: the answer's delay does not
+    tell who has an account (issue 13: 5 ms against 94 ms)."""
+    import werkzeug.security
+
+    known = factories.user("instructor")
+    inactive = factories.user("instructor", email="parti@exemple.fr")
+    inactive.active = False
+    session.commit()
+    client.post("/connexion", data={"email": "echauffement@exemple.fr", "password": "x"})  # the dummy hash, once
+    calls = []
+    real = werkzeug.security._hash_internal
+    monkeypatch.setattr(werkzeug.security, "_hash_internal",
+                        lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    for email in ("inconnu@exemple.fr", known.email, inactive.email):
+        calls.clear()
+        response = client.post("/connexion", data={"email": email, "password": "pas le bon mot de passe"})
+        assert response.status_code == 401
+        assert len(calls) == 1, email
+
+
+def test_reset_and_resend_say_the_same_for_unknown_and_known_addresses(client, session, fresh_limiter):
+    known = factories.user("applicant", collectivite=factories.commune())
+    session.commit()
+    answers = []
+    for email in ("inconnu@exemple.fr", known.email):
+        client.post("/mot-de-passe-oublie", data={"email": email})
+        answers.append(client.get("/connexion").get_data(as_text=True))
+    assert answers[0] == answers[1]
+
+
+def test_registration_counts_only_valid_attempts(app, client, session, fresh_limiter, monkeypatch):
+    monkeypatch.setitem(app.config, "REGISTRATION_RATE_LIMIT", "3 per hour")
+    for n in range(8):  # mistakes: a shared office corrects them without being locked out
+        assert _register(client, f"agent{n}@agencourt.fr", password="court").status_code == 400
+    for n in range(3):
+        assert _register(client, f"agent{n}@agencourt.fr").status_code == 302
+    response = _register(client, "agent9@agencourt.fr")
+    assert response.status_code == 429
+    page = response.get_data(as_text=True)
+    # The limit is "per hour": the wait told is the hour's, not a quarter of an hour.
+    assert "Attendez 1 heure, puis réessayez." in page or re.search(r"Attendez 5\d minutes", page), page
+
+
+def test_login_limit_tells_the_real_wait(app, client, session, fresh_limiter, monkeypatch):
+    monkeypatch.setitem(app.config, "LOGIN_RATE_LIMIT", "2 per 5 minutes")
+    user = factories.user("instructor")
+    session.commit()
+    for _ in range(2):
+        client.post("/connexion", data={"email": user.email, "password": "faux"})
+    response = client.post("/connexion", data={"email": user.email, "password": "faux"})
+    assert response.status_code == 429
+    assert re.search(r"attendez [45] minutes avant de réessayer", response.get_data(as_text=True))
+
+
+@pytest.fixture
+def redis_limiter(app):
+    """The limiter on a Redis database of its own, then back to the suite's storage."""
+    import redis
+
+    from instruction.accounts.limiter import limiter
+
+    url = "redis://127.0.0.1:6379/6"
+    server = redis.Redis.from_url(url)
+    server.flushdb()
+    yield url, server
+    server.flushdb()
+    limiter.init_app(app)
+    limiter.reset()
+
+
+def test_the_limiter_counts_in_redis_whenever_redis_is_configured(tmp_path, redis_limiter):
+    """With REDIS_URL and no RATELIMIT_STORAGE_URI, every web process counts in the same Redis
+    (issue 13: four gunicorn workers with in-memory counters accepted 23 failed logins)."""
+    from tests.conftest import TEST_DATABASE_URL, make_test_app
+
+    url, server = redis_limiter
+    other = make_test_app(TEST_DATABASE_URL, tmp_path, REDIS_URL=url)
+    assert other.config["RATELIMIT_STORAGE_URI"] == url
+    with other.test_client() as client:
+        client.post("/connexion", data={"email": "inconnu@exemple.fr", "password": "faux"})
+    keys = [k.decode() for k in server.keys("*")]
+    assert any("inconnu@exemple.fr" in k for k in keys), keys

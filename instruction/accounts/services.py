@@ -13,11 +13,14 @@ which deactivates it). Services never commit; the views do.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from datetime import datetime
+from functools import cache
 
 from flask import current_app, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import Select, func, select, update
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from instruction.accounts.models import ROLES, User
 from instruction.accounts.passwords import password_problems
@@ -58,10 +61,20 @@ def find_user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(func.lower(User.email) == normalise_email(email)))
 
 
+@cache
+def _dummy_hash() -> str:
+    return generate_password_hash(secrets.token_hex(16))
+
+
 def authenticate(email: str, password: str) -> User | None:
-    """The active user with these credentials, or None (same answer for unknown e-mail and bad password)."""
+    """The active user with these credentials, or None (same answer for unknown e-mail and bad
+    password). A password is hashed in every case, so an unknown address answers as slowly as a
+    known one: the delay does not tell who has an account."""
     user = find_user_by_email(email)
-    if user is None or not user.active or not user.check_password(password):
+    if user is None:
+        check_password_hash(_dummy_hash(), password)
+        return None
+    if not user.check_password(password) or not user.active:
         return None
     user.last_login_at = utcnow()
     return user
@@ -106,13 +119,22 @@ def check_password(password: str, email: str) -> None:
         raise AccountError(" ".join(problems))
 
 
-def register_applicant(*, email: str, full_name: str, password: str, collectivite) -> User:
+def register_applicant(*, email: str, full_name: str, password: str, collectivite) -> User | None:
     """An unconfirmed, not yet approved applicant account of ``collectivite``. The confirmation
-    link is queued, and so is the request for approval to those who may approve it."""
+    link is queued, and so is the request for approval to those who may approve it.
+
+    If the address already has an account, nothing is created and its owner is told by e-mail
+    (kind ``account_exists``), in about the same time: the answer on the page is the same, so the
+    form does not tell who has an account. Returns the new account, or None."""
     check_password(password, email)
-    if find_user_by_email(email) is not None:
-        raise AccountError("Un compte existe déjà avec cette adresse électronique : connectez-vous, "
-                           "ou utilisez « Mot de passe oublié » si vous ne vous en souvenez plus.")
+    existing = find_user_by_email(email)
+    if existing is not None:
+        generate_password_hash(password)  # as long as creating the account would take
+        if existing.active:
+            notifications.queue("account_exists", key=_next_key(existing, "exists"), recipients=[existing],
+                                context={"url": _external_url("auth.login"), "full_name": existing.full_name,
+                                         "email": existing.email})
+        return None
     user = create_user(email=email, full_name=full_name.strip(), password=password, role="applicant",
                        collectivite=collectivite, confirmed=False, approved=False)
     send_confirmation(user)

@@ -24,6 +24,7 @@ from instruction.accounts.limiter import (
     login_ip_limit,
     login_limit,
     registration_limit,
+    wait_message,
 )
 from instruction.accounts.models import User
 from instruction.accounts.services import AccountError, authenticate
@@ -118,12 +119,13 @@ def login():
 def too_many_attempts(error):
     if request.endpoint == "auth.login":
         flash("Trop de tentatives de connexion infructueuses pour cette adresse. Par sécurité, "
-              "attendez 15 minutes avant de réessayer, ou utilisez « Mot de passe oublié ».", "danger")
+              f"attendez {wait_message()} avant de réessayer, ou utilisez « Mot de passe oublié ».",
+              "danger")
         return render_template("auth/login.html", form=LoginForm(), unconfirmed=None, awaiting=None,
                                resend_form=EmailForm(formdata=None)), 429
     return render_template("auth/message.html", title="Trop de demandes",
                            message="Vous avez fait beaucoup de demandes en peu de temps. Attendez "
-                                   "un quart d'heure, puis réessayez.", category="warning"), 429
+                                   f"{wait_message()}, puis réessayez.", category="warning"), 429
 
 
 @bp.route("/deconnexion", methods=["POST"])
@@ -172,21 +174,23 @@ def register():
             flash("Choisissez d'abord votre collectivité dans la liste.", "danger")
         elif form.validate_on_submit():
             try:
-                user = services.register_applicant(email=form.email.data, full_name=form.full_name.data,
-                                                   password=form.password.data, collectivite=collectivite)
-                db.session.commit()
-            except AccountError as error:
-                db.session.rollback()
-                form.email.errors = [*form.email.errors, str(error)]
-            except IntegrityError:  # the same form sent twice at once
-                db.session.rollback()
-                form.email.errors = [*form.email.errors, "Un compte existe déjà avec cette adresse électronique."]
+                error = perform(services.register_applicant, email=form.email.data,
+                                full_name=form.full_name.data, password=form.password.data,
+                                collectivite=collectivite)
+            except IntegrityError:  # the same form sent twice at once: the other one did it
+                error = None
+            if error is not None:
+                form.email.errors = [*form.email.errors, error.message]
             else:
-                flash(f"Votre compte est créé. Un message vient d'être envoyé à {user.email} : "
-                      "cliquez sur le lien qu'il contient pour confirmer votre adresse. Votre compte "
-                      f"doit ensuite être validé par la Région, ou par un agent de votre collectivité ({user.collectivite.name}) "
-                      "dont le compte est déjà validé : vous recevrez un message dès que ce sera fait, "
-                      "et pourrez alors vous connecter.", "success")
+                # The same words whether the address was new or already had an account (its owner
+                # is told by e-mail): the page does not tell who has an account.
+                email = services.normalise_email(form.email.data)
+                flash(f"Un message vient d'être envoyé à {email} : suivez les indications qu'il "
+                      "contient. Pour un nouveau compte, cliquez sur le lien pour confirmer votre "
+                      "adresse ; le compte doit ensuite être validé par la Région, ou par un agent de "
+                      f"votre collectivité ({collectivite.name}) dont le compte est déjà validé : vous "
+                      "recevrez un message dès que ce sera fait, et pourrez alors vous connecter.",
+                      "success")
                 return redirect(url_for("auth.login"))
     return render_template("auth/register.html", search=search, results=results, form=form,
                            collectivite=collectivite, search_limit=SEARCH_LIMIT), status

@@ -31,11 +31,12 @@ KINDS: dict[str, tuple[str, str]] = {
     "account_pending": ("Compte demandeur à valider", "Un compte demandeur attend votre validation"),
     "account_approved": ("Compte validé", "Votre compte est validé"),
     "account_refused": ("Demande d'accès refusée", "Votre demande d'accès n'a pas été acceptée"),
+    "account_exists": ("Compte déjà existant", "Vous avez déjà un compte sur le portail des aides numériques"),
 }
 # Sent by e-mail only: never listed in-app (they carry a personal link, or concern an account
 # rather than a dossier; the admins and agents find the accounts to approve on their pages).
 ACCOUNT_KINDS = ("account_confirmation", "password_reset", "account_pending", "account_approved",
-                 "account_refused")
+                 "account_refused", "account_exists")
 
 
 def label(kind: str) -> str:
