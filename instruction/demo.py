@@ -64,6 +64,8 @@ def advance(dossier: Dossier, state: str, *, applicant, instructor, finance, now
         elif verb == "record_final_payment":
             services.record_payment(dossier, actor, amount=dossier.granted_amount, paid_on=now.date(),
                                     reference="MANDAT-DEMO-1", final=True, now=now)
+        elif verb == "expire":  # only once the deadline has passed
+            services.expire(dossier, actor, now=max(now, dossier.campaign.deadline_at))
         elif verb == "request_documents":
             services.request_documents(dossier, actor, "Merci de joindre la facture signée.", now=now)
         elif TRANSITIONS[verb].needs_reason:
