@@ -168,6 +168,7 @@ def generate(app, n: int, seed: int, now: datetime | None = None) -> dict:
     from werkzeug.security import generate_password_hash
 
     from instruction import clock, rules
+    from instruction.audit.chain import chain_tip, row_hash
     from instruction.campaigns.models import Campaign
     from instruction.dossiers.evaluation import applicant_for
     from instruction.extensions import db
@@ -192,6 +193,8 @@ def generate(app, n: int, seed: int, now: datetime | None = None) -> dict:
         for table in ("user_account", "dossier", "expense_line", "document", "audit_event", "payment",
                       "envelope", "pack_grant"):
             next_id[table] = (session.scalar(sa.text(f"SELECT COALESCE(MAX(id), 0) FROM {table}")) or 0) + 1
+
+        tip = chain_tip(session.connection())
 
         def new_id(table: str) -> int:
             value = next_id[table]
@@ -334,8 +337,10 @@ def generate(app, n: int, seed: int, now: datetime | None = None) -> dict:
                 event_count += 1
                 to_state = TO_STATE[action]
                 actor = actor_of.get(action, rng.choice(staff["finance"] if "payment" in action else staff["instructor"]))
-                out.add("audit_event", id=new_id("audit_event"), dossier_id=did, actor_id=actor, action=action,
-                        from_state=previous, to_state=to_state, at=at, reason=REASONS.get(action))
+                event = {"dossier_id": did, "actor_id": actor, "action": action, "from_state": previous,
+                         "to_state": to_state, "at": at, "reason": REASONS.get(action), "prev_hash": tip}
+                tip = row_hash(event)  # the rows are chained in id order, as the app appends them
+                out.add("audit_event", id=new_id("audit_event"), **event, hash=tip)
                 previous = to_state
             for k, (amount, final) in enumerate(payments):
                 payment_count += 1

@@ -19,6 +19,7 @@ def main() -> None:
 
 
 def register_commands(app: Flask) -> None:
+    from instruction.audit.cli import audit_cli
     from instruction.campaigns.cli import campaigns_cli
     from instruction.demo import demo_cli
     from instruction.notifications.cli import worker_cli
@@ -26,6 +27,7 @@ def register_commands(app: Flask) -> None:
     from instruction.territory.cli import territory_cli
 
     app.cli.add_command(territory_cli)
+    app.cli.add_command(audit_cli)
     app.cli.add_command(campaigns_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(worker_cli)

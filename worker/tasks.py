@@ -40,3 +40,15 @@ def send_reminders() -> str:
 @shared_task(name="worker.send_digests")
 def send_digests() -> str:
     return jobs.run_job("digest")
+
+
+@shared_task(name="worker.verify_audit_chain")
+def verify_audit_chain() -> str:
+    """Verify the audit chain and store the result that the admin home shows."""
+    from instruction import clock
+    from instruction.audit.services import verify_and_record
+    from instruction.extensions import db
+
+    result = verify_and_record(clock.now())
+    db.session.commit()
+    return result.message

@@ -15,6 +15,7 @@ from instruction.accounts import services
 from instruction.accounts.forms import ApprovalForm, RefusalForm
 from instruction.accounts.models import User
 from instruction.accounts.views import decide, decision_answer, refusal_form_problem
+from instruction.audit import services as audit
 from instruction.extensions import db
 from instruction.web.numbers import page_number
 
@@ -36,9 +37,16 @@ def pending_accounts_count() -> int:
     return services.count_pending_accounts()
 
 
+def last_audit_verification():
+    """The last verification of the audit chain, for the admin home (None for anyone else)."""
+    if not (current_user.is_authenticated and current_user.role == "admin"):
+        return None
+    return audit.last_verification()
+
+
 @bp.app_context_processor
 def admin_helpers():
-    return {"pending_accounts_count": pending_accounts_count}
+    return {"pending_accounts_count": pending_accounts_count, "last_audit_verification": last_audit_verification}
 
 
 def _render_accounts(status: int = 200, failed: tuple[int, RefusalForm] | None = None):

@@ -108,8 +108,8 @@ class Dossier(Base):
         back_populates="dossier", order_by="Document.id", cascade="all, delete-orphan"
     )
     events: Mapped[list[AuditEvent]] = relationship(
-        back_populates="dossier", order_by="AuditEvent.id", cascade="all, delete-orphan"
-    )
+        back_populates="dossier", order_by="AuditEvent.id", cascade="save-update, merge"
+    )  # never deleted with the dossier: the audit trail is append-only
     payments: Mapped[list[Payment]] = relationship(
         back_populates="dossier", order_by="Payment.id", cascade="all, delete-orphan"
     )
@@ -177,6 +177,9 @@ class AuditEvent(Base):
         CheckConstraint(f"from_state IS NULL OR {_in('from_state', STATES)}", name="from_state"),
         CheckConstraint(_in("to_state", STATES), name="to_state"),
     )
+    # Append-only and hash-chained (``instruction.audit.chain``): one INSERT at a time, so that each
+    # row is linked to the one before it.
+    __mapper_args__ = {"batch": False}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
@@ -186,6 +189,8 @@ class AuditEvent(Base):
     to_state: Mapped[str] = mapped_column(String(20))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     reason: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # one successor: no fork
+    hash: Mapped[str] = mapped_column(String(64))
 
     dossier: Mapped[Dossier] = relationship(back_populates="events")
     actor: Mapped[User | None] = relationship()
