@@ -1,7 +1,7 @@
 """audit chain: each audit event carries the hash of the previous one; append-only; verifications
 
 Revision ID: b7c3d9e1f2a4
-Revises: 5e7a1c0d3b21
+Revises: b7c1d2e3f405
 Create Date: 2026-12-01 22:10:00
 
 Existing rows are chained in id order with the serialisation of ``instruction.audit.chain`` as it
@@ -19,7 +19,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'b7c3d9e1f2a4'
-down_revision = '5e7a1c0d3b21'
+down_revision = 'b7c1d2e3f405'
 branch_labels = None
 depends_on = None
 
