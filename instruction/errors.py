@@ -4,6 +4,10 @@ status a view answers with."""
 from __future__ import annotations
 
 
+class StorageUnavailable(Exception):
+    """The upload store cannot be written or read (full, read-only, unmounted): a 503, not a 500."""
+
+
 class Refusal(Exception):
     status = 400
 

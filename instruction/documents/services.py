@@ -27,6 +27,7 @@ from flask import current_app
 
 from instruction.db import utcnow
 from instruction.dossiers.models import Document, Dossier, ExpenseLine
+from instruction.errors import StorageUnavailable
 from instruction.extensions import db
 
 log = logging.getLogger(__name__)
@@ -144,19 +145,24 @@ def path_for(storage_key: str) -> Path:
 
 def _write_atomically(data: bytes) -> str:
     folder = upload_folder()
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_hex(32)
     final = folder / key
     temporary = folder / f".{key}.part"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as error:
+        raise StorageUnavailable(f"upload folder {folder}: {error}") from error
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, final)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise StorageUnavailable(f"upload folder {folder}: {error}") from error
         raise
     return key
 

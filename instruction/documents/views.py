@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 from instruction.documents.services import ALLOWED, content_disposition, path_for
 from instruction.dossiers.access import get_dossier_for
 from instruction.dossiers.models import Document
+from instruction.errors import StorageUnavailable
 from instruction.extensions import db
 
 bp = Blueprint("documents", __name__, url_prefix="/documents")
@@ -42,6 +43,8 @@ def _serve(document: Document, disposition: str):
     except ValueError:
         abort(404)
     if not path.is_file():
+        if not path.parent.is_dir():  # the store itself is gone (unmounted): not the file's fault
+            raise StorageUnavailable(f"upload folder {path.parent} is not reachable")
         abort(404)
     response = send_file(path, mimetype=document.content_type, conditional=True, max_age=0,
                          etag=document.sha256)

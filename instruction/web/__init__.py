@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.routing import IntegerConverter
 
+from instruction.errors import StorageUnavailable
+from instruction.extensions import db
 from instruction.web.filters import register_filters
 
 
@@ -34,12 +38,19 @@ def security_headers(response):
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
-    headers.setdefault("X-Frame-Options", "DENY")
     if response.mimetype == "text/html":
         headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("X-Frame-Options", "DENY")
     if request.is_secure:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     return response
+
+
+def standalone_page(code: int, title: str, message: str) -> str:
+    """An error page rendered straight from the template, without the context processors (Flask-Login's
+    loads the signed-in user from the database): it works while the database is down."""
+    return current_app.jinja_env.get_template("errors/unavailable.html").render(
+        code=code, title=title, message=message)
 
 
 def register_web(app: Flask) -> None:
@@ -84,8 +95,38 @@ def register_web(app: Flask) -> None:
             description = getattr(error, "description", None)
             if description and description != getattr(type(error), "description", None):
                 message = description  # given by our code (abort(409, "…")), not Werkzeug's English default
-            return render_template("errors/error.html", code=code, title=title, message=message), code
+            try:
+                return render_template("errors/error.html", code=code, title=title, message=message), code
+            except Exception:  # noqa: BLE001 - e.g. the navigation's queries fail: the page without it
+                app.logger.exception("error page %s could not be rendered with the layout", code)
+                return standalone_page(code, title, message), code
         return handler
 
     for code in messages:
         app.register_error_handler(code, make_handler(code))
+
+    def unavailable(title: str, message: str):
+        """A French 503 rendered without the database (no base.html, no current user)."""
+        try:
+            db.session.rollback()
+        except Exception:  # noqa: BLE001 - the connection is what failed; the request ends anyway
+            pass
+        response = app.make_response((standalone_page(503, title, message), 503))
+        response.headers["Retry-After"] = "30"
+        return response
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(DisconnectionError)
+    @app.errorhandler(PoolTimeoutError)
+    def database_unavailable(error):
+        app.logger.error("database unavailable: %s", error)
+        return unavailable("Service momentanément indisponible",
+                           "La base de données ne répond pas pour le moment (maintenance ou redémarrage).")
+
+    @app.errorhandler(StorageUnavailable)
+    def storage_unavailable(error):
+        app.logger.error("upload store unavailable: %s", error)
+        return unavailable("Pièces momentanément indisponibles",
+                           "Le stockage des pièces justificatives ne répond pas pour le moment : "
+                           "aucun fichier n'a été enregistré.")
