@@ -1,7 +1,9 @@
-"""The application's clock.
+"""The application's clock: the one place that reads the current instant.
 
-Views take "now" from here (never from ``datetime.now`` directly) so that a test can freeze time
-with ``monkeypatch.setattr("instruction.clock.now", lambda: instant)``; services take ``now=``.
+Views, commands and tasks take "now" from here (never from ``datetime.now`` directly) and hand it
+to the services, which take ``now`` as a required keyword argument. A test freezes time with
+``monkeypatch.setattr("instruction.clock.now", lambda: instant)``; ``tests/test_clock.py`` fails
+if another module reads the instant itself.
 """
 
 from __future__ import annotations

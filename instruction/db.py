@@ -9,6 +9,8 @@ from sqlalchemy import DateTime, MetaData, Numeric, TypeDecorator, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
+from instruction import clock
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -65,8 +67,10 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(UTC)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+def clock_now() -> datetime:
+    """Column default: the application's clock, looked up at each insert (so a frozen
+    ``instruction.clock.now`` applies)."""
+    return clock.now()
 
 
 @event.listens_for(Engine, "connect")

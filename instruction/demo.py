@@ -8,6 +8,7 @@ Dossiers are brought to their states through the services, as users would, on th
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from instruction.dossiers import services
 from instruction.dossiers.models import Dossier
 from instruction.dossiers.workflow import TRANSITIONS, path_to
 from instruction.extensions import db
+from instruction.rules.parameters import paris_date
 from instruction.territory.models import Commune, Epci
 
 DEMO_CAMPAIGN = "demo"
@@ -62,7 +64,7 @@ def advance(dossier: Dossier, state: str, *, applicant, instructor, finance, now
         if verb == "grant":
             services.grant(dossier, actor, grant_amount, now=now)
         elif verb == "record_final_payment":
-            services.record_payment(dossier, actor, amount=dossier.granted_amount, paid_on=now.date(),
+            services.record_payment(dossier, actor, amount=dossier.granted_amount, paid_on=paris_date(now),
                                     reference="MANDAT-DEMO-1", final=True, now=now)
         elif verb == "expire":  # only once the deadline has passed
             services.expire(dossier, actor, now=max(now, dossier.campaign.deadline_at))
@@ -107,14 +109,15 @@ def _collectivite(code: str):
     return db.session.scalar(select(Epci).where(Epci.siren == code))
 
 
-def load_demo() -> list[str]:
-    """Create the demo accounts and dossiers; idempotent."""
+def load_demo(*, now: datetime) -> list[str]:
+    """Create the demo accounts and dossiers (as of ``now``); idempotent."""
     created_lines = []
     for email, name, role, code in DEMO_ACCOUNTS:
         if find_user_by_email(email) is None:
             password = secrets.token_urlsafe(9)
             collectivite = _collectivite(code) if code else None
-            create_user(email=email, full_name=name, password=password, role=role, collectivite=collectivite)
+            create_user(email=email, full_name=name, password=password, role=role, collectivite=collectivite,
+                        now=now)
             created_lines.append(f"{role:<11} {email:<42} {password}")
     db.session.commit()
     if created_lines:
@@ -126,12 +129,11 @@ def load_demo() -> list[str]:
     if campaign is None:
         raise click.ClickException("Campagne de démonstration absente : lancez `instruction campaigns load`.")
     if db.session.scalar(select(Dossier.id).where(Dossier.campaign_id == campaign.id).limit(1)) is None:
-        _demo_dossiers(campaign)
+        _demo_dossiers(campaign, now)
     return created_lines
 
 
-def _demo_dossiers(campaign: Campaign) -> None:
-    now = clock.now()
+def _demo_dossiers(campaign: Campaign, now: datetime) -> None:
     applicants = [find_user_by_email(account[0]) for account in DEMO_ACCOUNTS[:2]]
     instructor, finance = (find_user_by_email(DEMO_ACCOUNTS[i][0]) for i in (2, 3))
     for who, aid, title, lines, state in DEMO_DOSSIERS:
@@ -159,7 +161,7 @@ def demo_cli() -> None:
 @with_appcontext
 def load_command() -> None:
     """Create the demo accounts and dossiers (idempotent) and print the demo credentials."""
-    load_demo()
+    load_demo(now=clock.now())
     path = _credentials_file()
     click.echo("Comptes de démonstration (rôle, identifiant, mot de passe) :")
     click.echo(path.read_text(encoding="utf-8").rstrip() if path.exists() else "  (aucun)")

@@ -36,7 +36,8 @@ def user(role: str = "instructor", *, collectivite=None, email: str | None = Non
         collectivite = commune()
     n = next(_seq)
     return create_user(email=email or f"{role}{n}@exemple.fr", full_name=full_name or f"Agent {n}",
-                       password=password, role=role, collectivite=collectivite, **kw)
+                       password=password, role=role, collectivite=collectivite,
+                       **{"now": NOW, **kw})
 
 
 # --- dossiers ------------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from instruction.accounts.services import (
     may_decide,
     refuse_account,
 )
-from instruction.db import utcnow
 from instruction.extensions import db
 from instruction.notifications import kinds
 from instruction.notifications.emails import build_email
@@ -395,10 +394,10 @@ def test_who_may_decide(session):
                    factories.user("instructor"), factories.user("finance")):
         assert not may_decide(nobody, user)
     with pytest.raises(NotAllowed) as error:
-        approve_account(user, outsider, NOW)
+        approve_account(user, outsider, now=NOW)
     assert error.value.status == 403 and "seuls la Région" in str(error.value)
     with pytest.raises(NotAllowed):
-        refuse_account(user, unapproved_colleague, "Motif", NOW)
+        refuse_account(user, unapproved_colleague, "Motif", now=NOW)
 
 
 def test_a_decision_taken_meanwhile_wins(app, session):
@@ -411,9 +410,9 @@ def test_a_decision_taken_meanwhile_wins(app, session):
                     .execution_options(synchronize_session=False))
     assert user.approved_at is None
     with app.test_request_context(), pytest.raises(AlreadyDecided):
-        approve_account(user, admin, NOW)
+        approve_account(user, admin, now=NOW)
     with app.test_request_context(), pytest.raises(AlreadyDecided):
-        refuse_account(user, admin, "Motif", NOW)
+        refuse_account(user, admin, "Motif", now=NOW)
     session.rollback()
     assert messages("account_approved", user) == messages("account_refused", user) == []
 
@@ -441,8 +440,8 @@ def test_the_e_mails_say_what_happened(client, session, app, monkeypatch):
     user = register(client, agencourt)
     other = register(client, agencourt, email="autre@agencourt.fr", full_name="Autre Personne")
     with app.test_request_context():
-        approve_account(user, colleague, NOW)
-        refuse_account(other, admin, "Inconnu à la mairie.", NOW)
+        approve_account(user, colleague, now=NOW)
+        refuse_account(other, admin, "Inconnu à la mairie.", now=NOW)
     session.flush()
 
     def mail(kind, target, audience=None):
@@ -507,10 +506,10 @@ def test_the_migration_approves_existing_accounts(tmp_path):
         db.engine.dispose()
 
 
-def test_create_user_stamps_approval_now(session):
-    before = utcnow()
-    user = factories.user("applicant")
-    assert before <= user.approved_at <= utcnow()
+def test_create_user_stamps_approval_and_confirmation_at_the_callers_now(session):
+    at = datetime(2029, 3, 4, 5, 6, tzinfo=UTC)
+    user = factories.user("applicant", now=at)
+    assert user.approved_at == at and user.email_confirmed_at == at
 
 
 # --- dossier e-mails ----------------------------------------------------------------------------------

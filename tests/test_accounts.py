@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import timedelta
 
 import pytest
-from itsdangerous import timed
 from sqlalchemy import func, select
 
+from instruction import clock
 from instruction.accounts.limiter import limiter
 from instruction.accounts.models import User
 from instruction.accounts.passwords import common_passwords, password_problems
 from instruction.accounts.services import approve_account, find_user_by_email
-from instruction.db import utcnow
 from instruction.extensions import db
 from instruction.notifications.models import OutboxMessage
 from tests import factories
@@ -105,7 +105,7 @@ def test_registration_confirmation_and_login(client, session, app):
     assert response.status_code == 403 and "n'a pas encore été validé" in text(response)
     assert client.get("/portail/").status_code == 302
     with app.test_request_context():  # the e-mail's link is built with url_for
-        approve_account(user, factories.user("admin"), utcnow())
+        approve_account(user, factories.user("admin"), now=clock.now())
     session.commit()
     response = login(client, user.email)
     assert response.status_code == 302 and response.headers["Location"] == "/portail/"
@@ -153,8 +153,8 @@ def test_a_forged_or_expired_confirmation_link_is_refused(client, session, monke
     url = path_of(outbox("account_confirmation", user)[0].context["url"])
     response = client.get(url[:-3] + "abc")
     assert response.status_code == 400 and "n'est pas valable" in text(response)
-    later = timed.time.time() + 8 * 24 * 3600
-    monkeypatch.setattr(timed.time, "time", lambda: later)
+    later = clock.now() + timedelta(days=8)
+    monkeypatch.setattr("instruction.clock.now", lambda: later)
     response = client.get(url)
     assert response.status_code == 400 and "a expiré" in text(response)
     session.refresh(user)
@@ -234,10 +234,10 @@ def test_a_reset_link_expires_after_one_hour(client, session, monkeypatch):
     session.commit()
     ask_reset(client, user.email)
     url = path_of(outbox("password_reset", user)[0].context["url"])
-    now = timed.time.time()
-    monkeypatch.setattr(timed.time, "time", lambda: now + 59 * 60)
+    now = clock.now()
+    monkeypatch.setattr("instruction.clock.now", lambda: now + timedelta(minutes=59))
     assert client.get(url).status_code == 200
-    monkeypatch.setattr(timed.time, "time", lambda: now + 61 * 60)
+    monkeypatch.setattr("instruction.clock.now", lambda: now + timedelta(minutes=61))
     response = client.get(url)
     assert response.status_code == 400 and "a expiré" in text(response)
 

@@ -229,7 +229,7 @@ def test_removing_a_line_of_a_draft_deletes_its_files(client, session, draft, up
 def test_a_failed_commit_leaves_no_file_behind(app, session, upload_dir, monkeypatch):
     dossier = factories.dossier("draft", aid=1)
     checked = documents.check_file("facture.pdf", factories.pdf_bytes(), 10 * MB)
-    document = documents.store(dossier, checked, line=dossier.lines[0], uploader=None)
+    document = documents.store(dossier, checked, line=dossier.lines[0], uploader=None, now=NOW)
     assert (upload_dir / document.storage_key).is_file()
 
     def broken_commit():

@@ -21,7 +21,7 @@ def test_status_shows_backlog_failures_and_last_runs(app, session):
     second.attempts, second.last_error = 2, "ConnectionRefusedError: [Errno 111] Connection refused"
     second.next_attempt_at = NOW + timedelta(minutes=4)
     session.commit()
-    jobs.run_job("deadline", NOW)
+    jobs.run_job("deadline", now=NOW)
 
     output = app.test_cli_runner().invoke(args=["worker", "status"]).output
 

@@ -17,7 +17,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from instruction.db import utcnow
+from instruction import clock
 from instruction.dossiers import services
 from instruction.notifications import delivery, dispatch, kinds
 from instruction.notifications.emails import build_email
@@ -98,7 +98,7 @@ def test_submission_e_mail_is_french_multipart_with_reference_and_link(session, 
     applicant = factories.applicant_of(dossier.collectivite)
     message = message_of(dossier, "submit")
     session.commit()
-    t0 = utcnow()
+    t0 = clock.now()
 
     outcome = delivery.deliver_message(message.id, now=t0)
 
@@ -125,7 +125,7 @@ def test_staff_get_the_back_office_link_and_applicant_text_is_escaped_in_html(se
     services.withdraw(dossier, applicant, "Projet <abandonné> & reporté", now=NOW)
     message = message_of(dossier, "withdraw")
     session.commit()
-    t0 = utcnow()
+    t0 = clock.now()
 
     delivery.deliver_message(message.id, now=t0)
 
@@ -140,7 +140,7 @@ def test_delivering_the_same_message_twice_sends_one_e_mail(session, sink):
     dossier = factories.dossier("received")
     message = message_of(dossier, "submit")
     session.commit()
-    t0 = utcnow()
+    t0 = clock.now()
 
     first = delivery.deliver_message(message.id, now=t0)
     second = delivery.deliver_message(message.id, now=t0 + timedelta(hours=2))
@@ -153,7 +153,7 @@ def test_a_claimed_row_is_not_claimed_again_until_its_lease_expires(session):
     dossier = factories.dossier("received")
     row = message_of(dossier, "submit").deliveries[0]
     session.commit()
-    t0 = utcnow()
+    t0 = clock.now()
     assert delivery.claim(row.id, t0) is True
     assert delivery.claim(row.id, t0) is False  # another task, another worker
     assert delivery.claim(row.id, t0 + delivery.CLAIM_LEASE) is True  # the first one died
@@ -168,7 +168,7 @@ def test_smtp_refusing_connections_then_accepting(session, app, monkeypatch):
     dossier = factories.dossier("received")
     message = message_of(dossier, "submit")
     session.commit()
-    t0 = utcnow()
+    t0 = clock.now()
 
     outcome = delivery.deliver_message(message.id, now=t0)
     row = message.deliveries[0]
@@ -203,7 +203,7 @@ def test_failed_after_the_last_attempt(session, app, monkeypatch):
     message = message_of(dossier, "submit")
     row = message.deliveries[0]
     session.commit()
-    t0 = utcnow()
+    t0 = clock.now()
     now = t0
     for _ in range(3):
         outcome = delivery.deliver_message(message.id, now=now)
@@ -228,7 +228,7 @@ def test_a_recipient_refused_for_good_fails_at_once_and_the_others_are_sent(sess
     services.request_documents(dossier, factories.staff("instructor"), "La facture signée.", now=NOW)
     message = message_of(dossier, "request_documents")
     session.commit()
-    t0 = utcnow()
+    t0 = clock.now()
 
     outcome = delivery.deliver_message(message.id, now=t0)
 
@@ -244,7 +244,7 @@ def test_account_e_mails_carry_their_own_link(session, sink):
           context={"url": "https://aides.example/mot-de-passe/jeton", "full_name": "Claire Martin"})
     message = session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "password_reset"))
     session.commit()
-    t0 = utcnow()
+    t0 = clock.now()
 
     delivery.deliver_message(message.id, now=t0)
 
@@ -336,7 +336,7 @@ def test_without_a_relay_emails_are_written_to_the_mail_folder(app, session, mon
     dossier = factories.dossier("received")
     message = session.scalar(select(OutboxMessage).where(OutboxMessage.dossier_id == dossier.id))
     session.commit()
-    delivery.deliver_message(message.id, now=utcnow())
+    delivery.deliver_message(message.id, now=clock.now())
     files = list((tmp_path / "mail").glob("*.eml"))
     assert len(files) == 1
     body = files[0].read_text()

@@ -259,7 +259,7 @@ def test_working_days(day, working):
 
 
 def test_each_run_is_recorded(session, monkeypatch):
-    summary = jobs.run_job("deadline", PAIR_DEADLINE)
+    summary = jobs.run_job("deadline", now=PAIR_DEADLINE)
     run = session.get(JobRun, "deadline")
     assert (run.status, run.summary) == ("ok", summary)
     assert run.started_at <= run.finished_at
@@ -269,7 +269,7 @@ def test_each_run_is_recorded(session, monkeypatch):
 
     monkeypatch.setitem(jobs.JOBS, "deadline", broken)
     with pytest.raises(RuntimeError):
-        jobs.run_job("deadline", PAIR_DEADLINE)
+        jobs.run_job("deadline", now=PAIR_DEADLINE)
     session.refresh(run)
     assert (run.status, run.summary) == ("error", "RuntimeError: la base ne répond pas")
 

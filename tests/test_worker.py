@@ -24,6 +24,7 @@ from celery.contrib.testing.worker import start_worker
 from celery.schedules import crontab
 from sqlalchemy import func, select, text
 
+from instruction import clock
 from instruction.dossiers import services
 from instruction.dossiers.models import Dossier
 from instruction.extensions import db
@@ -223,11 +224,11 @@ def test_redis_down_the_submission_succeeds_and_is_delivered_once_redis_is_back(
     with embedded_worker(worker_app):  # Redis is back (the app that can reach it)
         time.sleep(1)
         assert sink.messages == [] and statuses(message_id) == ["pending"]
-        assert jobs.run_job("dispatch") == "1 message(s) remis en file"
+        assert jobs.run_job("dispatch", now=clock.now()) == "1 message(s) remis en file"
         assert wait_until(lambda: statuses(message_id) == ["sent"])
     [mail] = sink.messages
     assert_french_submission_e_mail(mail, submitted)
-    assert jobs.run_job("dispatch") == "Aucun message en attente"
+    assert jobs.run_job("dispatch", now=clock.now()) == "Aucun message en attente"
 
 
 def test_smtp_refusing_connections_is_retried_until_it_accepts(worker_app, sink):
@@ -255,7 +256,7 @@ def test_the_same_row_delivered_twice_sends_one_e_mail(worker_app, sink):
     def deliver():
         with worker_app.app_context():
             barrier.wait(timeout=10)
-            return delivery.deliver_message(message_id).sent
+            return delivery.deliver_message(message_id, now=clock.now()).sent
 
     threads_sent = []
     threads = [threading.Thread(target=lambda: threads_sent.append(deliver())) for _ in range(2)]
@@ -300,10 +301,10 @@ def test_reminders_j30_j7_j1_then_the_deadline_through_the_worker(worker_app, si
     with embedded_worker(worker_app):
         for day in (paris(2027, 6, 1, 9), paris(2027, 6, 1, 10), paris(2027, 6, 24, 9),
                     paris(2027, 6, 28, 9), paris(2027, 6, 30, 9), paris(2027, 6, 30, 10)):
-            jobs.run_job("reminders", day)
+            jobs.run_job("reminders", now=day)
         assert len(about_the_draft(3)) == 3
-        assert jobs.run_job("deadline", paris(2027, 7, 1, 0, 15)) == "1 brouillon(s) clos à la date limite"
-        assert jobs.run_job("deadline", paris(2027, 7, 1, 0, 30)) == "0 brouillon(s) clos à la date limite"
+        assert jobs.run_job("deadline", now=paris(2027, 7, 1, 0, 15)) == "1 brouillon(s) clos à la date limite"
+        assert jobs.run_job("deadline", now=paris(2027, 7, 1, 0, 30)) == "0 brouillon(s) clos à la date limite"
         mails = about_the_draft(4)
     assert [m["Subject"] for m in mails] == [
         f"Rappel : dossier {draft.reference} à déposer avant la date limite"] * 3 + [

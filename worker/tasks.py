@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 from sqlalchemy.exc import OperationalError
 
-from instruction.db import utcnow
+from instruction import clock
 from instruction.notifications import delivery, jobs
 
 
@@ -15,37 +15,36 @@ from instruction.notifications import delivery, jobs
              retry_backoff_max=600, max_retries=None)
 def deliver_message(self, message_id: int) -> None:
     """Send the due deliveries of one outbox message; retry when the SMTP relay failed."""
-    outcome = delivery.deliver_message(message_id)
+    outcome = delivery.deliver_message(message_id, now=clock.now())
     if outcome.retry_at is not None:
-        countdown = max((outcome.retry_at - utcnow()).total_seconds(), 0.1)
+        countdown = max((outcome.retry_at - clock.now()).total_seconds(), 0.1)
         # The database counts attempts and gives up; the re-dispatch covers a lost retry.
         raise self.retry(countdown=countdown)
 
 
 @shared_task(name="worker.dispatch_pending")
 def dispatch_pending() -> str:
-    return jobs.run_job("dispatch")
+    return jobs.run_job("dispatch", now=clock.now())
 
 
 @shared_task(name="worker.expire_drafts")
 def expire_drafts() -> str:
-    return jobs.run_job("deadline")
+    return jobs.run_job("deadline", now=clock.now())
 
 
 @shared_task(name="worker.send_reminders")
 def send_reminders() -> str:
-    return jobs.run_job("reminders")
+    return jobs.run_job("reminders", now=clock.now())
 
 
 @shared_task(name="worker.send_digests")
 def send_digests() -> str:
-    return jobs.run_job("digest")
+    return jobs.run_job("digest", now=clock.now())
 
 
 @shared_task(name="worker.verify_audit_chain")
 def verify_audit_chain() -> str:
     """Verify the audit chain and store the result that the admin home shows."""
-    from instruction import clock
     from instruction.audit.services import verify_and_record
     from instruction.extensions import db
 

@@ -7,7 +7,7 @@ from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from instruction.db import Base, UTCDateTime, utcnow
+from instruction.db import Base, UTCDateTime, clock_now
 from instruction.territory.models import Collectivite
 
 ROLES = ("applicant", "instructor", "finance", "admin")
@@ -36,7 +36,7 @@ class User(UserMixin, Base):
     role: Mapped[str] = mapped_column(String(20))
     collectivite_id: Mapped[int | None] = mapped_column(ForeignKey("collectivite.id"), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_now)
     email_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # An applicant account gives access to its collectivité's dossiers only once someone entitled

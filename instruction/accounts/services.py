@@ -18,13 +18,13 @@ from datetime import datetime
 from functools import cache
 
 from flask import current_app, url_for
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import Select, func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from instruction import clock
 from instruction.accounts.models import ROLES, User
 from instruction.accounts.passwords import password_problems
-from instruction.db import utcnow
 from instruction.errors import Refusal
 from instruction.extensions import db
 from instruction.notifications import services as notifications
@@ -66,7 +66,7 @@ def _dummy_hash() -> str:
     return generate_password_hash(secrets.token_hex(16))
 
 
-def authenticate(email: str, password: str) -> User | None:
+def authenticate(email: str, password: str, *, now: datetime) -> User | None:
     """The active user with these credentials, or None (same answer for unknown e-mail and bad
     password). A password is hashed in every case, so an unknown address answers as slowly as a
     known one: the delay does not tell who has an account."""
@@ -76,7 +76,7 @@ def authenticate(email: str, password: str) -> User | None:
         return None
     if not user.check_password(password) or not user.active:
         return None
-    user.last_login_at = utcnow()
+    user.last_login_at = now
     return user
 
 
@@ -91,7 +91,7 @@ def end_all_sessions(user: User) -> None:
 
 
 def create_user(*, email: str, full_name: str, password: str, role: str, collectivite=None,
-                confirmed: bool = True, approved: bool = True) -> User:
+                confirmed: bool = True, approved: bool = True, now: datetime) -> User:
     """An account; commands, the demo and tests create trusted accounts (confirmed and approved).
     Only the public registration creates an applicant with ``approved=False``."""
     if role not in ROLES:
@@ -100,7 +100,6 @@ def create_user(*, email: str, full_name: str, password: str, role: str, collect
         raise AccountError("Un demandeur appartient à une collectivité, et seulement un demandeur.")
     if find_user_by_email(email) is not None:
         raise AccountError("Un compte existe déjà avec cette adresse électronique.")
-    now = utcnow()
     user = User(email=normalise_email(email), full_name=full_name, role=role, collectivite=collectivite,
                 email_confirmed_at=now if confirmed else None, approved_at=now if approved else None)
     user.set_password(password)
@@ -119,7 +118,7 @@ def check_password(password: str, email: str) -> None:
         raise AccountError(" ".join(problems))
 
 
-def register_applicant(*, email: str, full_name: str, password: str, collectivite) -> User | None:
+def register_applicant(*, email: str, full_name: str, password: str, collectivite, now: datetime) -> User | None:
     """An unconfirmed, not yet approved applicant account of ``collectivite``. The confirmation
     link is queued, and so is the request for approval to those who may approve it.
 
@@ -136,14 +135,21 @@ def register_applicant(*, email: str, full_name: str, password: str, collectivit
                                          "email": existing.email})
         return None
     user = create_user(email=email, full_name=full_name.strip(), password=password, role="applicant",
-                       collectivite=collectivite, confirmed=False, approved=False)
+                       collectivite=collectivite, confirmed=False, approved=False, now=now)
     send_confirmation(user)
     notify_pending(user)
     return user
 
 
+class _ClockSigner(TimestampSigner):
+    """Signed links dated, and checked for age, by the application's clock."""
+
+    def get_timestamp(self) -> int:
+        return int(clock.now().timestamp())
+
+
 def _serializer(salt: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt, signer=_ClockSigner)
 
 
 def _external_url(endpoint: str, **values) -> str:
@@ -197,7 +203,7 @@ def resend_confirmation(email: str) -> None:
         send_confirmation(user)
 
 
-def confirm_email(token: str, *, max_age: int = CONFIRM_MAX_AGE) -> User:
+def confirm_email(token: str, *, now: datetime, max_age: int = CONFIRM_MAX_AGE) -> User:
     """Mark the account of ``token`` confirmed (idempotent); AccountError if the link is bad."""
     user, data = _token_user(CONFIRM_SALT, token, max_age, expired=(
         "Ce lien de confirmation a expiré : connectez-vous pour en recevoir un nouveau."), invalid=(
@@ -205,7 +211,7 @@ def confirm_email(token: str, *, max_age: int = CONFIRM_MAX_AGE) -> User:
     if user is None or user.email != data.get("email"):
         raise AccountError("Ce lien de confirmation n'est pas valable.")
     if user.email_confirmed_at is None:
-        user.email_confirmed_at = utcnow()
+        user.email_confirmed_at = now
     return user
 
 
@@ -246,14 +252,14 @@ def user_for_reset(token: str, *, max_age: int = RESET_MAX_AGE) -> User:
     return user
 
 
-def reset_password(token: str, password: str, *, max_age: int = RESET_MAX_AGE) -> User:
+def reset_password(token: str, password: str, *, now: datetime, max_age: int = RESET_MAX_AGE) -> User:
     """Set a new password through a reset link (which dies with the old password hash). Receiving
     the link proves the address, so the account is confirmed too."""
     user = user_for_reset(token, max_age=max_age)
     check_password(password, user.email)
     user.set_password(password)
     if user.email_confirmed_at is None:
-        user.email_confirmed_at = utcnow()
+        user.email_confirmed_at = now
     end_all_sessions(user)
     return user
 
@@ -267,7 +273,6 @@ def change_password(user: User, current: str, password: str) -> User:
     user.set_password(password)
     end_all_sessions(user)
     return user
-
 
 
 # --- approval of applicant accounts ----------------------------------------------------------------
@@ -383,7 +388,7 @@ def notify_pending(user: User) -> None:
                                  "url": _external_url("portal.index", _anchor="demandes-acces")})
 
 
-def approve_account(user: User, approver: User, now: datetime) -> User:
+def approve_account(user: User, approver: User, *, now: datetime) -> User:
     """Approve a pending applicant account; the applicant is told (kind ``account_approved``, key
     ``account:<id>:approved``). One conditional UPDATE: of two approvers at the same moment, or an
     approver and a refuser, only the first decides; the other gets AlreadyDecided."""
@@ -403,7 +408,7 @@ def approve_account(user: User, approver: User, now: datetime) -> User:
     return user
 
 
-def refuse_account(user: User, approver: User, reason: str, now: datetime) -> User:
+def refuse_account(user: User, approver: User, reason: str, *, now: datetime) -> User:
     """Refuse a pending applicant account: it is deactivated (``active = False``) and the applicant
     gets the reason (kind ``account_refused``, key ``account:<id>:refused``). The outbox row keeps
     who refused, when and why."""

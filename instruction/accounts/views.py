@@ -91,7 +91,7 @@ def login():
     status = 200
     unconfirmed = awaiting = None
     if form.validate_on_submit():
-        user = authenticate(form.email.data, form.password.data)
+        user = authenticate(form.email.data, form.password.data, now=clock.now())
         if user is not None and user.email_confirmed_at is None:
             awaiting = user.collectivite if user.role == "applicant" and user.approved_at is None else None
             db.session.rollback()
@@ -176,7 +176,7 @@ def register():
             try:
                 error = perform(services.register_applicant, email=form.email.data,
                                 full_name=form.full_name.data, password=form.password.data,
-                                collectivite=collectivite)
+                                collectivite=collectivite, now=clock.now())
             except IntegrityError:  # the same form sent twice at once: the other one did it
                 error = None
             if error is not None:
@@ -199,7 +199,7 @@ def register():
 @bp.route("/inscription/confirmer/<token>")
 def confirm(token: str):
     try:
-        user = services.confirm_email(token)
+        user = services.confirm_email(token, now=clock.now())
         db.session.commit()
     except AccountError as error:
         db.session.rollback()
@@ -262,7 +262,7 @@ def reset_password(token: str):
     form = ResetPasswordForm(account_email=user.email)
     if form.validate_on_submit():
         try:
-            services.reset_password(token, form.password.data)
+            services.reset_password(token, form.password.data, now=clock.now())
             db.session.commit()
         except AccountError as error:
             db.session.rollback()

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
+from instruction import clock
 from instruction.dossiers.models import AuditEvent
 
 GENESIS = "0" * 64  # the ``prev_hash`` of the first row
@@ -80,7 +81,7 @@ def chain_tip(connection: Connection) -> str:
 def _seal(mapper, connection: Connection, target: AuditEvent) -> None:
     """Link the new row to the tip of the chain, just before its INSERT."""
     if target.at is None:
-        target.at = datetime.now(UTC)
+        target.at = clock.now()
     lock_chain(connection)
     target.prev_hash = chain_tip(connection)
     target.hash = row_hash({column.name: getattr(target, mapper.get_property_by_column(column).key)

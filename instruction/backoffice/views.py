@@ -6,14 +6,13 @@ queries live in ``queries`` and ``envelope_figures``. Staff only: an applicant g
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
+from instruction import clock
 from instruction.backoffice import envelope_figures, queries
 from instruction.backoffice.forms import (
     PAYMENT_ACTIONS,
@@ -27,7 +26,6 @@ from instruction.backoffice.forms import (
 from instruction.backoffice.presenters import evaluation_summary, event_label
 from instruction.campaigns.models import Campaign
 from instruction.campaigns.services import current_campaign
-from instruction.db import utcnow
 from instruction.dossiers import services
 from instruction.dossiers.access import can_see
 from instruction.dossiers.models import (
@@ -148,7 +146,7 @@ def _blank_form(action: str, dossier: Dossier, today) -> FlaskForm:
 def _render_dossier(dossier_id: int, *, error: str | None = None, status: int = 200,
                     submitted: tuple[str, FlaskForm] | None = None):
     dossier = _load(dossier_id)
-    now = utcnow()
+    now = clock.now()
     ctx = services.context_for(_actor(), now)
     actions = [a for a in available_actions(dossier, ctx)
                if a.transition.action != "record_final_payment"]  # one payment form does both
@@ -228,13 +226,14 @@ def act(dossier_id: int, action: str):
     if action not in TRANSITIONS:
         abort(404)
     dossier = _load(dossier_id)
-    if not TRANSITIONS[action].allows_role(services.context_for(_actor(), utcnow())):
+    now = clock.now()
+    if not TRANSITIONS[action].allows_role(services.context_for(_actor(), now)):
         return _render_dossier(dossier_id, error=FORBIDDEN, status=403)
     form = form_class(action)()
     if not form.validate():
         return _render_dossier(dossier_id, error=first_error(form), status=400, submitted=(action, form))
     operation, args, kwargs = _call(action, dossier, form)
-    error = perform(operation, *args, **kwargs)
+    error = perform(operation, *args, now=now, **kwargs)
     if error is not None:
         return _render_dossier(dossier_id, error=error.message, status=error.status, submitted=(action, form))
     flash(_success_message(action, dossier, form), "success")
@@ -258,7 +257,7 @@ def epci_envelopes(siren: str):
     if code and campaign is None:
         warning = f"Campagne « {code[:40]} » inconnue : campagne en cours affichée."
     campaign = campaign or current_campaign()
-    now: datetime = utcnow()
+    now = clock.now()
     aids = envelope_figures.for_epci(epci, campaign, now) if campaign else []
     sivos = db.session.scalars(select(Sivos).where(Sivos.epci_id == epci.id).order_by(Sivos.name)).all()
     return render_template("backoffice/epci.html", epci=epci, campaign=campaign, campaigns=campaigns,

@@ -25,7 +25,6 @@ from urllib.parse import quote
 import filetype
 from flask import current_app
 
-from instruction.db import utcnow
 from instruction.dossiers.models import Document, Dossier, ExpenseLine
 from instruction.errors import StorageUnavailable
 from instruction.extensions import db
@@ -168,12 +167,12 @@ def _write_atomically(data: bytes) -> str:
 
 
 def store(dossier: Dossier, checked: CheckedFile, *, line: ExpenseLine | None, uploader,
-          now: datetime | None = None) -> Document:
+          now: datetime) -> Document:
     """Write the file and add its row (flushed, not committed). Call ``commit_or_discard`` after."""
     key = _write_atomically(checked.data)
     document = Document(dossier=dossier, line=line, original_name=checked.name, storage_key=key,
                         size_bytes=len(checked.data), content_type=checked.content_type,
-                        sha256=checked.sha256, uploaded_by=uploader, uploaded_at=now or utcnow())
+                        sha256=checked.sha256, uploaded_by=uploader, uploaded_at=now)
     db.session.add(document)
     try:
         db.session.flush()

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from instruction.accounts.models import User
 from instruction.campaigns.models import Campaign
-from instruction.db import Base, Money, UTCDateTime, utcnow
+from instruction.db import Base, Money, UTCDateTime, clock_now
 from instruction.territory.models import Collectivite
 
 STATES = (
@@ -75,8 +75,8 @@ class Dossier(Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"), index=True)
 
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_now, onupdate=clock_now)
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -162,7 +162,7 @@ class Document(Base):
     content_type: Mapped[str] = mapped_column(String(100))
     sha256: Mapped[str] = mapped_column(String(64))
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
-    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_now)
 
     dossier: Mapped[Dossier] = relationship(back_populates="documents")
     line: Mapped[ExpenseLine | None] = relationship(back_populates="documents")
@@ -187,7 +187,7 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(40))
     from_state: Mapped[str | None] = mapped_column(String(20))
     to_state: Mapped[str] = mapped_column(String(20))
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_now)
     reason: Mapped[str | None] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # one successor: no fork
     hash: Mapped[str] = mapped_column(String(64))
@@ -205,7 +205,7 @@ class DossierMessage(Base):
     dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
     author_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_now)
 
     dossier: Mapped[Dossier] = relationship(back_populates="messages")
     author: Mapped[User | None] = relationship()
@@ -262,7 +262,7 @@ class Payment(Base):
     reference: Mapped[str] = mapped_column(String(100))
     is_final: Mapped[bool] = mapped_column(Boolean, default=False)
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
-    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_now)
 
     dossier: Mapped[Dossier] = relationship(back_populates="payments")
     recorded_by: Mapped[User | None] = relationship()

@@ -19,7 +19,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 from instruction.accounts.models import User
 from instruction.accounts.services import approved_agents_query
 from instruction.campaigns.models import Campaign
-from instruction.db import utcnow
 from instruction.dossiers import envelopes
 from instruction.dossiers.evaluation import evaluate_dossier, parameters, scope_of
 from instruction.dossiers.models import (
@@ -74,8 +73,7 @@ def reference_for(dossier: Dossier) -> str:
 
 
 def create_draft(*, campaign: Campaign, aid_number: int, collectivite, author: User | None,
-                 title: str = "", now: datetime | None = None) -> Dossier:
-    now = now or utcnow()
+                 title: str = "", now: datetime) -> Dossier:
     dossier = Dossier(campaign=campaign, aid_number=aid_number, collectivite=collectivite,
                       created_by=author, title=title, state="draft", created_at=now, updated_at=now)
     db.session.add(dossier)
@@ -93,9 +91,8 @@ def add_line(dossier: Dossier, *, category: str, label: str, amount_ht: Decimal,
     return line
 
 
-def assign(dossier: Dossier, instructor: User, *, now: datetime | None = None) -> AuditEvent:
+def assign(dossier: Dossier, instructor: User, *, now: datetime) -> AuditEvent:
     """"Je m'en occupe": the instructor takes the dossier (no state change, but audited)."""
-    now = now or utcnow()
     _check("assign", dossier, instructor, now, None)
     event = _apply("assign", dossier, instructor, now, None, assigned_to_id=instructor.id)
     set_committed_value(dossier, "assigned_to", instructor)
@@ -164,8 +161,7 @@ def _failed_findings(decision) -> str:
 # --- one verb per transition -------------------------------------------------------------------
 
 
-def submit(dossier: Dossier, actor: User, *, now: datetime | None = None) -> AuditEvent:
-    now = now or utcnow()
+def submit(dossier: Dossier, actor: User, *, now: datetime) -> AuditEvent:
     _check("submit", dossier, actor, now, None)
     collectivite = dossier.collectivite
     decision = evaluate_dossier(dossier, now)
@@ -177,15 +173,13 @@ def submit(dossier: Dossier, actor: User, *, now: datetime | None = None) -> Aud
                   requested_amount=decision.amount)
 
 
-def request_documents(dossier: Dossier, actor: User, message: str, *, now: datetime | None = None) -> AuditEvent:
-    now = now or utcnow()
+def request_documents(dossier: Dossier, actor: User, message: str, *, now: datetime) -> AuditEvent:
     _check("request_documents", dossier, actor, now, message)
     dossier.messages.append(DossierMessage(author=actor, body=message.strip(), created_at=now))
     return _apply("request_documents", dossier, actor, now, message)
 
 
-def resubmit(dossier: Dossier, actor: User, message: str = "", *, now: datetime | None = None) -> AuditEvent:
-    now = now or utcnow()
+def resubmit(dossier: Dossier, actor: User, message: str = "", *, now: datetime) -> AuditEvent:
     _check("resubmit", dossier, actor, now, None)
     if message.strip():
         dossier.messages.append(DossierMessage(author=actor, body=message.strip(), created_at=now))
@@ -194,9 +188,8 @@ def resubmit(dossier: Dossier, actor: User, message: str = "", *, now: datetime 
     return _apply("resubmit", dossier, actor, now, message, requested_amount=requested)
 
 
-def declare_eligible(dossier: Dossier, actor: User, *, now: datetime | None = None) -> AuditEvent:
+def declare_eligible(dossier: Dossier, actor: User, *, now: datetime) -> AuditEvent:
     """Freeze the rule evaluation (findings, base, amount, parameters' version) on the dossier."""
-    now = now or utcnow()
     _check("declare_eligible", dossier, actor, now, None)
     decision = evaluate_dossier(dossier, now)
     if not decision.eligible:
@@ -206,16 +199,14 @@ def declare_eligible(dossier: Dossier, actor: User, *, now: datetime | None = No
                   computed_amount=decision.amount, cap_scope=decision.cap.scope)
 
 
-def declare_ineligible(dossier: Dossier, actor: User, reason: str, *, now: datetime | None = None) -> AuditEvent:
-    now = now or utcnow()
+def declare_ineligible(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> AuditEvent:
     _check("declare_ineligible", dossier, actor, now, reason)
     return _apply("declare_ineligible", dossier, actor, now, reason, decided_at=now, closed_at=now)
 
 
 def grant(dossier: Dossier, actor: User, amount: Decimal | None = None, *,
-          now: datetime | None = None) -> AuditEvent:
+          now: datetime) -> AuditEvent:
     """Commit ``amount`` (default: the computed amount) to the dossier's envelope and grant it."""
-    now = now or utcnow()
     _check("grant", dossier, actor, now, None)
     computed = dossier.computed_amount or Decimal("0.00")
     amount = computed if amount is None else Decimal(amount)
@@ -235,17 +226,15 @@ def grant(dossier: Dossier, actor: User, amount: Decimal | None = None, *,
     return _apply("grant", dossier, actor, now, None, granted_amount=amount, decided_at=now)
 
 
-def refuse(dossier: Dossier, actor: User, reason: str, *, now: datetime | None = None) -> AuditEvent:
-    now = now or utcnow()
+def refuse(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> AuditEvent:
     _check("refuse", dossier, actor, now, reason)
     return _apply("refuse", dossier, actor, now, reason, decided_at=now, closed_at=now)
 
 
 def record_payment(dossier: Dossier, actor: User, *, amount: Decimal, paid_on: date, reference: str,
-                   final: bool, now: datetime | None = None) -> AuditEvent:
+                   final: bool, now: datetime) -> AuditEvent:
     """A versement. The final one (or one that pays the grant in full) marks the dossier paid and
     releases the unpaid remainder of its envelope."""
-    now = now or utcnow()
     amount = Decimal(amount)
     already = dossier.paid_amount or Decimal("0.00")
     granted = dossier.granted_amount or Decimal("0.00")
@@ -274,21 +263,18 @@ def record_payment(dossier: Dossier, actor: User, *, amount: Decimal, paid_on: d
     return _apply(action, dossier, actor, now, reason, **fields)
 
 
-def withdraw(dossier: Dossier, actor: User, reason: str, *, now: datetime | None = None) -> AuditEvent:
-    now = now or utcnow()
+def withdraw(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> AuditEvent:
     _check("withdraw", dossier, actor, now, reason)
     return _apply("withdraw", dossier, actor, now, reason, closed_at=now)
 
 
-def expire(dossier: Dossier, actor: User | None = None, *, now: datetime | None = None) -> AuditEvent:
-    now = now or utcnow()
+def expire(dossier: Dossier, actor: User | None = None, *, now: datetime) -> AuditEvent:
     _check("expire", dossier, actor, now, None)
     return _apply("expire", dossier, actor, now, "Date limite de dépôt dépassée.", closed_at=now)
 
 
-def cancel_grant(dossier: Dossier, actor: User, reason: str, *, now: datetime | None = None) -> AuditEvent:
+def cancel_grant(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> AuditEvent:
     """Admin only, with a reason: releases the commitment and returns the dossier to eligible."""
-    now = now or utcnow()
     _check("cancel_grant", dossier, actor, now, reason)
     envelopes.release(_envelope_of(dossier), dossier.granted_amount)
     for pack_grant in db.session.scalars(select(PackGrant).where(PackGrant.dossier_id == dossier.id)):
@@ -296,8 +282,7 @@ def cancel_grant(dossier: Dossier, actor: User, reason: str, *, now: datetime | 
     return _apply("cancel_grant", dossier, actor, now, reason, granted_amount=None, decided_at=None)
 
 
-def reopen(dossier: Dossier, actor: User, reason: str, *, now: datetime | None = None) -> AuditEvent:
-    now = now or utcnow()
+def reopen(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> AuditEvent:
     _check("reopen", dossier, actor, now, reason)
     return _apply("reopen", dossier, actor, now, reason, decided_at=None, closed_at=None)
 

@@ -9,7 +9,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, select, update
 
-from instruction.db import utcnow
+from instruction import clock
 from instruction.extensions import db
 from instruction.notifications import jobs
 from instruction.notifications.models import Delivery, JobRun, OutboxMessage
@@ -45,7 +45,7 @@ def worker_cli() -> None:
 @with_appcontext
 def status_command(failures: int) -> None:
     """Outbox backlog, latest failures and the last run of each periodic job."""
-    b = backlog(utcnow())
+    b = backlog(clock.now())
     click.echo("Notifications (par destinataire)")
     click.echo(f"  en attente : {b['pending']} (dont {b['retrying']} en nouvelle tentative après erreur)")
     click.echo(f"  en échec définitif : {b['failed']}")
@@ -81,7 +81,7 @@ def status_command(failures: int) -> None:
 @with_appcontext
 def run_jobs_command(names: tuple[str, ...], now_text: str | None, deliver: bool) -> None:
     """Run the periodic jobs once, synchronously (deadline, reminders, digest, dispatch)."""
-    now = utcnow()
+    now = clock.now()
     if now_text:
         now = datetime.fromisoformat(now_text)
         now = now.replace(tzinfo=PARIS) if now.tzinfo is None else now
@@ -89,7 +89,7 @@ def run_jobs_command(names: tuple[str, ...], now_text: str | None, deliver: bool
         current_app.config["NOTIFICATION_DISPATCH_ON_COMMIT"] = False
     for name in names or tuple(jobs.JOBS):
         options = {"deliver": True} if deliver and name == "dispatch" else {}
-        click.echo(f"{name} : {jobs.run_job(name, now, **options)}")
+        click.echo(f"{name} : {jobs.run_job(name, now=now, **options)}")
 
 
 @worker_cli.command("retry-failed")
@@ -98,7 +98,7 @@ def retry_failed_command() -> None:
     """Give every failed delivery one more attempt (after fixing the relay, say)."""
     ids = list(db.session.scalars(select(Delivery.message_id).where(Delivery.status == "failed").distinct()))
     count = db.session.execute(update(Delivery).where(Delivery.status == "failed").values(
-        status="pending", next_attempt_at=utcnow())).rowcount
+        status="pending", next_attempt_at=clock.now())).rowcount
     db.session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(dispatched_at=None))
     db.session.commit()
     click.echo(f"{count} envoi(s) remis en attente : la prochaine re-distribution les enverra.")

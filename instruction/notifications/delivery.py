@@ -16,13 +16,13 @@ import secrets
 import smtplib
 import ssl
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import and_, or_, select, update
 
-from instruction.db import utcnow
+from instruction import clock
 from instruction.extensions import db
 from instruction.notifications.emails import build_email
 from instruction.notifications.models import Delivery, OutboxMessage
@@ -104,7 +104,7 @@ class Relay:
 
 def _write_eml(folder: Path, email) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}.eml"
+    name = f"{clock.now():%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}.eml"
     temporary = folder / f".{name}.part"
     temporary.write_bytes(email.as_bytes())
     temporary.replace(folder / name)
@@ -117,19 +117,18 @@ def _permanent(error: Exception) -> bool:
     return False
 
 
-def deliver_message(message_id: int, *, now: datetime | None = None) -> Outcome:
-    """Send the due deliveries of one message (``now`` frozen in tests, else the real clock)."""
-    clock = (lambda: now) if now is not None else utcnow
+def deliver_message(message_id: int, *, now: datetime) -> Outcome:
+    """Send the due deliveries of one message, as of ``now`` (the task's clock, or a test's)."""
     outcome = Outcome()
     message = db.session.get(OutboxMessage, message_id)
     if message is None:
         return outcome
     ids = db.session.scalars(select(Delivery.id).where(Delivery.message_id == message_id,
-                                                       due(clock())).order_by(Delivery.id)).all()
+                                                       due(now)).order_by(Delivery.id)).all()
     relay = Relay()
     try:
         for delivery_id in ids:
-            if not claim(delivery_id, clock()):
+            if not claim(delivery_id, now):
                 continue
             delivery = db.session.get(Delivery, delivery_id)
             try:
@@ -138,13 +137,13 @@ def deliver_message(message_id: int, *, now: datetime | None = None) -> Outcome:
                 if not isinstance(error, smtplib.SMTPException | OSError):
                     log.exception("Delivery %s failed", delivery_id)
                 relay.close(polite=False)
-                _record_failure(delivery, error, clock())
+                _record_failure(delivery, error, now)
                 if delivery.status == "failed":
                     outcome.failed += 1
                 elif outcome.retry_at is None or delivery.next_attempt_at < outcome.retry_at:
                     outcome.retry_at = delivery.next_attempt_at
             else:
-                delivery.status, delivery.sent_at = "sent", clock()
+                delivery.status, delivery.sent_at = "sent", now
                 delivery.next_attempt_at = delivery.last_error = None
                 outcome.sent += 1
             db.session.commit()

@@ -7,7 +7,7 @@ from email.utils import format_datetime
 
 from flask import current_app, render_template
 
-from instruction.db import utcnow
+from instruction import clock
 from instruction.notifications import kinds
 from instruction.notifications.models import Delivery, OutboxMessage
 
@@ -56,7 +56,7 @@ def build_email(message: OutboxMessage, delivery: Delivery) -> EmailMessage:
     email["Subject"] = values["subject"]
     email["From"] = config["MAIL_FROM"]
     email["To"] = delivery.email
-    email["Date"] = format_datetime(utcnow())
+    email["Date"] = format_datetime(clock.now())
     domain = config["MAIL_FROM"].rpartition("@")[2] or "localhost"
     # Stable per delivery: a relay that sees the same e-mail twice can tell.
     stamp = int(message.created_at.timestamp()) if message.created_at else 0

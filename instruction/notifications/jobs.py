@@ -16,10 +16,10 @@ from flask import current_app
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from instruction import clock
 from instruction.accounts.models import User
 from instruction.accounts.services import approved_agents_query
 from instruction.campaigns.models import Campaign
-from instruction.db import utcnow
 from instruction.dossiers import services as dossiers
 from instruction.dossiers.models import AuditEvent, Dossier, Envelope
 from instruction.dossiers.workflow import WAITING_STATES
@@ -38,17 +38,18 @@ ENVELOPE_ALERT = Decimal("0.90")  # "nearly exhausted": at least 90 % consumed
 BATCH = 500
 
 
-def run_job(name: str, now: datetime | None = None, **options) -> str:
-    """Run one job and record the run (started, finished, status, summary) in ``JobRun``."""
+def run_job(name: str, *, now: datetime, **options) -> str:
+    """Run one job at the instant ``now`` and record the run (started, finished, status, summary,
+    by the real clock) in ``JobRun``."""
     job = JOBS[name]
-    _record(name, started_at=utcnow(), finished_at=None, status="running", summary=None)
+    _record(name, started_at=clock.now(), finished_at=None, status="running", summary=None)
     try:
-        summary = job(now or utcnow(), **options)
+        summary = job(now, **options)
     except Exception as error:
         db.session.rollback()
-        _record(name, finished_at=utcnow(), status="error", summary=f"{type(error).__name__}: {error}"[:2000])
+        _record(name, finished_at=clock.now(), status="error", summary=f"{type(error).__name__}: {error}"[:2000])
         raise
-    _record(name, finished_at=utcnow(), status="ok", summary=summary)
+    _record(name, finished_at=clock.now(), status="ok", summary=summary)
     return summary
 
 

@@ -6,7 +6,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, U
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from instruction.accounts.models import User
-from instruction.db import Base, UTCDateTime, utcnow
+from instruction.db import Base, UTCDateTime, clock_now
 
 DELIVERY_STATUSES = ("pending", "sent", "failed")
 
@@ -21,10 +21,10 @@ class OutboxMessage(Base):
     kind: Mapped[str] = mapped_column(String(60))
     dossier_id: Mapped[int | None] = mapped_column(ForeignKey("dossier.id", ondelete="SET NULL"), index=True)
     context: Mapped[dict] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_now)
     # When a delivery task was last queued for it, or is due to run (a retry); None when queuing
     # failed. The periodic re-dispatch leaves rows queued recently alone (no duplicate tasks).
-    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=clock_now)
 
     dossier = relationship("Dossier")
     deliveries: Mapped[list[Delivery]] = relationship(
@@ -50,7 +50,7 @@ class Delivery(Base):
     email: Mapped[str] = mapped_column(String(254))
     status: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=clock_now)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

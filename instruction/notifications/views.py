@@ -7,7 +7,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import contains_eager
 
-from instruction.db import utcnow
+from instruction import clock
 from instruction.extensions import db
 from instruction.notifications import kinds
 from instruction.notifications.emails import dossier_path
@@ -55,7 +55,7 @@ def _mark_read(delivery_id: int) -> Delivery:
     if delivery is None or delivery.user_id != current_user.id:
         abort(404)
     if delivery.read_at is None:
-        delivery.read_at = utcnow()
+        delivery.read_at = clock.now()
         db.session.commit()
     return delivery
 
@@ -81,6 +81,6 @@ def mark_read(delivery_id: int):
 @login_required
 def mark_all_read():
     db.session.execute(update(Delivery).where(
-        Delivery.user_id == current_user.id, Delivery.read_at.is_(None)).values(read_at=utcnow()))
+        Delivery.user_id == current_user.id, Delivery.read_at.is_(None)).values(read_at=clock.now()))
     db.session.commit()
     return redirect(url_for("notifications.index"))
