@@ -4,6 +4,7 @@ from the loaded territory data. JSON in, JSON out (format: docs/rules.md)."""
 from __future__ import annotations
 
 import sys
+from decimal import Decimal
 
 import click
 from flask.cli import with_appcontext
@@ -12,7 +13,7 @@ from sqlalchemy import select
 from instruction import rules
 from instruction.campaigns.models import Campaign
 from instruction.dossiers.evaluation import applicant_for
-from instruction.dossiers.models import Envelope
+from instruction.dossiers.models import Envelope, PackGrant
 from instruction.extensions import db
 from instruction.rules.simulator import render_simulation_json
 from instruction.territory.models import Collectivite, Commune, Epci, Sivos
@@ -39,11 +40,19 @@ def resolve_beneficiary(beneficiary: dict) -> rules.Applicant:
 
 
 def committed_consumption(campaign_code: str, aid: int, scope: str) -> rules.Consumption:
-    """What the database's envelope for (campaign, aid, scope) has already committed."""
+    """What the database's envelope for (campaign, aid, scope) has already committed, and for
+    aid 1 the packs already granted to the commune of the scope."""
     consumed = db.session.scalar(
         select(Envelope.consumed).join(Campaign, Campaign.id == Envelope.campaign_id)
         .where(Campaign.code == campaign_code, Envelope.aid_number == aid, Envelope.scope == scope))
-    return rules.Consumption(consumed=consumed or 0, scope=scope)
+    packs: frozenset[int] = frozenset()
+    if aid == 1 and scope.startswith("commune:"):
+        packs = frozenset(db.session.scalars(
+            select(PackGrant.pack).join(Campaign, Campaign.id == PackGrant.campaign_id)
+            .join(Commune, Commune.id == PackGrant.collectivite_id)
+            .where(Campaign.code == campaign_code, Commune.insee == scope.split(":", 1)[1])))
+    return rules.Consumption(consumed=consumed if consumed is not None else Decimal("0.00"),
+                             packs_granted=packs, scope=scope)
 
 
 @click.command("simulate")

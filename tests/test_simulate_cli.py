@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from instruction.dossiers import services
+
 SCENARIO = {
     "campaign": "pair-2021",
     "dossiers": [
@@ -73,3 +75,34 @@ def test_invalid_input_exits_2_with_a_message(app, session, text, message):
     assert result.exit_code == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_with_commitments_starts_from_the_envelopes_in_the_database(app, session):
+    from tests import factories
+
+    factories.dossier("granted", aid=2)  # 40 % of 10,000 € → 4,000 € of EPCI 200000925's 30,000 €
+    cancelled = factories.dossier("granted", aid=4)  # 4,800 €, then released: an envelope at 0,00 €
+    services.cancel_grant(cancelled, factories.staff("admin"), "Erreur de saisie", now=factories.NOW)
+    factories.dossier("granted", aid=1)  # pack 1 of commune 21001
+    session.flush()
+    at = factories.NOW.isoformat()
+    scenario = {"campaign": "demo", "dossiers": [
+        {"ref": "aid2", "aid": 2, "beneficiary": {"epci": "200000925"}, "submitted_at": at,
+         "expenses": [{"category": "equipement", "amount_ht": "70000.00"}]},
+        {"ref": "aid4", "aid": 4, "beneficiary": {"epci": "200000925"}, "submitted_at": at,
+         "expenses": [{"category": "cablage", "amount_ht": "12000.00"}]},
+        {"ref": "aid1", "aid": 1, "beneficiary": {"commune": "21001"}, "submitted_at": at,
+         "expenses": [{"category": "equipement", "amount_ht": "1200.00", "pack": 1}]},
+    ]}
+    result = app.test_cli_runner().invoke(args=["simulate", "--with-commitments", "-"],
+                                          input=json.dumps(scenario))
+    assert result.exit_code == 0, result.stderr or result.output
+    out = {d["ref"]: d for d in json.loads(result.stdout)["dossiers"]}
+    # 40 % of 70,000 € is 28,000 €, but only 30,000 − 4,000 = 26,000 € are left.
+    assert out["aid2"]["amount"] == "26000.00"
+    assert out["aid2"]["cap"]["consumed_before"] == "4000.00"
+    assert out["aid4"]["amount"] == "4800.00" and out["aid4"]["cap"]["consumed_before"] == "0.00"
+    assert out["aid1"]["amount"] == "0.00"  # pack 1 was already granted to the commune
+    without = app.test_cli_runner().invoke(args=["simulate", "-"], input=json.dumps(scenario))
+    assert {d["ref"]: d["amount"] for d in json.loads(without.stdout)["dossiers"]} == \
+        {"aid2": "28000.00", "aid4": "4800.00", "aid1": "1000.00"}

@@ -33,7 +33,7 @@ from instruction.dossiers.workflow import SYSTEM, TRANSITIONS, Context, unavaila
 from instruction.errors import Refusal
 from instruction.extensions import db
 from instruction.notifications import services as notifications
-from instruction.rules.formatting import format_euros
+from instruction.rules.formatting import format_date_fr, format_euros
 from instruction.rules.parameters import paris_date
 from instruction.rules.simulator import decision_as_dict
 
@@ -149,9 +149,21 @@ def _apply(action: str, dossier: Dossier, actor: User | None, now: datetime, rea
     notifications.queue(
         action, key=f"dossier:{dossier.id}:event:{event.id}", dossier=dossier,
         recipients=_recipients(dossier, transition.notify),
-        context={"reference": dossier.reference, "reason": event.reason, "state": target},
+        context=_event_context(dossier, event),
     )
     return event
+
+
+def _event_context(dossier: Dossier, event: AuditEvent) -> dict:
+    """What the e-mails of a transition show, as it is at the event (amounts and dates in French)."""
+    context = {"reference": dossier.reference, "reason": event.reason, "state": event.to_state,
+               "title": dossier.title, "collectivite": dossier.collectivite.name,
+               "at": format_date_fr(paris_date(event.at))}
+    if dossier.submitted_at is not None:
+        context["submitted_on"] = format_date_fr(paris_date(dossier.submitted_at))
+    if dossier.granted_amount is not None:
+        context["granted_amount"] = format_euros(dossier.granted_amount)
+    return context
 
 
 def _failed_findings(decision) -> str:
@@ -176,7 +188,8 @@ def submit(dossier: Dossier, actor: User, *, now: datetime) -> AuditEvent:
 def request_documents(dossier: Dossier, actor: User, message: str, *, now: datetime) -> AuditEvent:
     _check("request_documents", dossier, actor, now, message)
     dossier.messages.append(DossierMessage(author=actor, body=message.strip(), created_at=now))
-    return _apply("request_documents", dossier, actor, now, message)
+    # Back to the applicant: an eligibility declared before no longer holds (see _going_back).
+    return _apply("request_documents", dossier, actor, now, message, **_going_back())
 
 
 def resubmit(dossier: Dossier, actor: User, message: str = "", *, now: datetime) -> AuditEvent:
@@ -284,10 +297,17 @@ def cancel_grant(dossier: Dossier, actor: User, reason: str, *, now: datetime) -
 
 def reopen(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> AuditEvent:
     _check("reopen", dossier, actor, now, reason)
-    return _apply("reopen", dossier, actor, now, reason, decided_at=None, closed_at=None)
+    return _apply("reopen", dossier, actor, now, reason, decided_at=None, closed_at=None, **_going_back())
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _going_back() -> dict:
+    """A dossier sent back before eligibility loses what eligibility froze: its evaluation and
+    computed amount are evaluated again when it is declared eligible, and meanwhile its demand on
+    the envelope is its requested amount (recomputed at resubmission)."""
+    return {"evaluation": None, "computed_amount": None}
 
 
 def _envelope_of(dossier: Dossier):

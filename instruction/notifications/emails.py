@@ -35,18 +35,17 @@ def link_for(message: OutboxMessage, user) -> str:
 def build_email(message: OutboxMessage, delivery: Delivery) -> EmailMessage:
     config = current_app.config
     context = dict(message.context or {})
-    dossier = message.dossier
-    reference = context.get("reference") or (dossier.reference if dossier is not None else None)
+    # Everything shown comes from the row (written at the event), never from the live dossier.
+    reference = context.get("reference")
     user = delivery.user
     values = {
         "kind": message.kind,
         "context": context,
-        "dossier": dossier,
         "recipient": user,
         "full_name": context.get("full_name") or (user.full_name if user is not None else ""),
         "reference": reference,
-        "title": context.get("title") or (dossier.title if dossier is not None else ""),
-        "collectivite": dossier.collectivite.name if dossier is not None else "",
+        "title": context.get("title") or "",
+        "collectivite": context.get("collectivite") or "",
         "reason": context.get("reason"),
         "link": link_for(message, user),
         "base_url": config["BASE_URL"].rstrip("/"),

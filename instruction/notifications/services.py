@@ -14,7 +14,10 @@ from instruction.notifications.models import Delivery, OutboxMessage
 def queue(kind: str, *, key: str, recipients: Iterable[User], dossier=None,
           context: dict | None = None) -> OutboxMessage | None:
     """Write one outbox row and one delivery per recipient. ``key`` is unique: queuing the same
-    key twice returns the existing row and adds nothing."""
+    key twice returns the existing row and adds nothing.
+
+    The row carries everything its e-mail shows, as it is now: for a dossier, its reference, title
+    and collectivité are copied into ``context`` (the e-mail never reads the live dossier)."""
     existing = db.session.scalar(select(OutboxMessage).where(OutboxMessage.key == key))
     if existing is not None:
         return existing
@@ -27,7 +30,12 @@ def queue(kind: str, *, key: str, recipients: Iterable[User], dossier=None,
         deliveries.append(Delivery(user=user, email=user.email))
     if not deliveries:
         return None
-    message = OutboxMessage(key=key, kind=kind, dossier=dossier, context=context or {},
+    context = dict(context or {})
+    if dossier is not None:
+        context.setdefault("reference", dossier.reference)
+        context.setdefault("title", dossier.title)
+        context.setdefault("collectivite", dossier.collectivite.name)
+    message = OutboxMessage(key=key, kind=kind, dossier=dossier, context=context,
                             deliveries=deliveries)
     db.session.add(message)
     return message
