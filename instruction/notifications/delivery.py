@@ -29,7 +29,9 @@ from instruction.notifications.models import Delivery, OutboxMessage
 
 log = logging.getLogger(__name__)
 
-CLAIM_LEASE = timedelta(minutes=10)  # longer than the delivery task's hard time limit
+# Longer than the delivery task's hard time limit (90 s, worker/tasks.py): a delivery claimed by a
+# worker that died is taken again by the re-dispatch at most a lease and a beat tick later.
+CLAIM_LEASE = timedelta(minutes=2)
 MAX_BACKOFF = timedelta(hours=1)  # below the broker's visibility timeout (worker/celery_app.py)
 
 
@@ -40,6 +42,12 @@ class Outcome:
     retry_at: datetime | None = None  # earliest retry of a delivery that failed this time
 
 
+def abandoned(now: datetime):
+    """A claim whose lease has passed: the worker that held it died (killed, machine lost)."""
+    return and_(Delivery.status == "pending", Delivery.claimed_at.is_not(None),
+                Delivery.next_attempt_at <= now)
+
+
 def due(now: datetime):
     return and_(Delivery.status == "pending",
                 or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
@@ -47,11 +55,13 @@ def due(now: datetime):
 
 def claim(delivery_id: int, now: datetime) -> bool:
     """Take the delivery for one attempt; False if it is not pending and due (sent, failed, or
-    claimed by someone else). Commits, so that every other worker sees the claim."""
+    claimed by someone else). Commits, so that every other worker sees the claim, together with
+    the outcome of the previous delivery of the same task: while a task runs, one of its
+    deliveries is always claimed, so a worker killed at any point leaves a claim behind."""
     result = db.session.execute(
         update(Delivery)
         .where(Delivery.id == delivery_id, due(now))
-        .values(attempts=Delivery.attempts + 1, next_attempt_at=now + CLAIM_LEASE)
+        .values(attempts=Delivery.attempts + 1, next_attempt_at=now + CLAIM_LEASE, claimed_at=now)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
@@ -146,7 +156,9 @@ def deliver_message(message_id: int, *, now: datetime) -> Outcome:
                 delivery.status, delivery.sent_at = "sent", now
                 delivery.next_attempt_at = delivery.last_error = None
                 outcome.sent += 1
-            db.session.commit()
+            delivery.claimed_at = None
+            db.session.flush()  # committed with the next claim, or below
+        db.session.commit()
     finally:
         relay.close()
     if outcome.retry_at is not None:

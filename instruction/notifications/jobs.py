@@ -72,14 +72,18 @@ def _record(name: str, **values) -> None:
 
 def dispatch_pending(now: datetime, *, deliver: bool = False) -> str:
     """Queue a delivery task for each message with a due delivery whose task is not (or no longer)
-    expected: never queued (broker down at commit), or queued longer ago than
-    NOTIFICATION_REDISPATCH_AFTER (task lost). ``deliver``: send every due message here, now,
+    expected: never queued (broker down at commit), left by a worker that died while sending (a
+    claim whose lease has passed: at most ``CLAIM_LEASE`` after the crash), or queued longer ago
+    than NOTIFICATION_REDISPATCH_AFTER (task lost before it started). ``deliver``: send every due message here, now,
     without a broker (``instruction worker run-jobs --deliver``)."""
     query = select(OutboxMessage.id).where(exists(select(Delivery.id).where(
         Delivery.message_id == OutboxMessage.id, delivery.due(now))))
     if not deliver:
         stale = now - timedelta(seconds=current_app.config["NOTIFICATION_REDISPATCH_AFTER"])
-        query = query.where(or_(OutboxMessage.dispatched_at.is_(None), OutboxMessage.dispatched_at <= stale))
+        abandoned = exists(select(Delivery.id).where(Delivery.message_id == OutboxMessage.id,
+                                                     delivery.abandoned(now)))
+        query = query.where(or_(OutboxMessage.dispatched_at.is_(None), OutboxMessage.dispatched_at <= stale,
+                                abandoned))
     ids = db.session.scalars(query.order_by(OutboxMessage.id).limit(BATCH)).all()
     if not ids:
         return "Aucun message en attente"

@@ -53,6 +53,9 @@ class Delivery(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=clock_now)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Set while a worker holds the delivery (its claim), cleared when the attempt is recorded: a
+    # claim whose lease (``next_attempt_at``) has passed was left by a worker that died.
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     message: Mapped[OutboxMessage] = relationship(back_populates="deliveries")
