@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from instruction.accounts.models import User
-from instruction.db import utcnow
+from instruction.clock import now as utcnow
 from instruction.notifications import delivery, dispatch, jobs
 from instruction.notifications.models import Delivery
 from instruction.notifications.services import queue
