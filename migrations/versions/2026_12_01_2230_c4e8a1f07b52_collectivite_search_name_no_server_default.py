@@ -2,7 +2,7 @@
 rows that existed when the column was added)
 
 Revision ID: c4e8a1f07b52
-Revises: b7c3d9e1f2a4
+Revises: c8d2e3f4a516
 Create Date: 2026-12-01 22:30:00
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'c4e8a1f07b52'
-down_revision = 'b7c3d9e1f2a4'
+down_revision = 'c8d2e3f4a516'
 branch_labels = None
 depends_on = None
 
