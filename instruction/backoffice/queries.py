@@ -15,8 +15,10 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, case, func, or_, select
-from sqlalchemy.orm import aliased, contains_eager
+from sqlalchemy import Boolean, ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import aliased, contains_eager, defer
+from sqlalchemy.sql.util import find_tables
 
 from instruction.accounts.models import User
 from instruction.campaigns.models import Aid
@@ -266,6 +268,31 @@ def _like(term: str) -> str:
     return f"%{escaped}%"
 
 
+class InSubquery(ColumnElement):
+    """``column IN (subquery)``, written ``column = ANY(ARRAY(subquery))`` on PostgreSQL: the
+    planner then runs the subquery once and walks the column's index (with ``IN`` it scans the
+    whole table). The subquery's tables are not the outer query's (no join is added for them)."""
+
+    type = Boolean()
+    inherit_cache = False
+
+    def __init__(self, column, subquery: Select):
+        self.column, self.subquery = column, subquery.scalar_subquery()
+
+    def get_children(self, **kw):
+        return (self.column,)
+
+
+@compiles(InSubquery)
+def _in_subquery(element, compiler, **kw):
+    return f"{compiler.process(element.column, **kw)} IN {compiler.process(element.subquery, **kw)}"
+
+
+@compiles(InSubquery, "postgresql")
+def _in_subquery_postgresql(element, compiler, **kw):
+    return f"{compiler.process(element.column, **kw)} = ANY(ARRAY{compiler.process(element.subquery, **kw)})"
+
+
 def filter_conditions(f: QueueFilters) -> list:
     """Every condition but the tab's (the tab counts apply them all)."""
     conditions = [Dossier.state.in_(VISIBLE_STATES)]
@@ -288,10 +315,13 @@ def filter_conditions(f: QueueFilters) -> list:
     if f.submitted_to:  # inclusive: the whole last day, Europe/Paris
         conditions.append(Dossier.submitted_at < _paris_midnight(f.submitted_to + timedelta(days=1)))
     for term in f.q.split():
-        pattern = _like(term)
-        conditions.append(or_(Dossier.reference.ilike(pattern, escape="\\"),
-                              Collectivite.search_name.contains(fold(term), autoescape=True),
-                              Collectivite.insee == term, Collectivite.siren == term))
+        # The applicants named by the term are found in the small collectivité table first; the
+        # reference is matched through its trigram index (PostgreSQL): no join, no scan per term.
+        applicants = select(Collectivite.id).where(or_(
+            Collectivite.search_name.contains(fold(term), autoescape=True),
+            Collectivite.insee == term, Collectivite.siren == term))
+        conditions.append(or_(Dossier.reference.ilike(_like(term), escape="\\"),
+                              InSubquery(Dossier.collectivite_id, applicants)))
     return conditions
 
 
@@ -304,12 +334,19 @@ def _conditions(f: QueueFilters) -> list:
     return [*filter_conditions(f), tab_condition(TABS[f.tab], f.user_id)]
 
 
+# Sort keys that are never empty in the queue (submitted dossiers): no NULLS LAST on them, so that
+# PostgreSQL walks ``ix_dossier_queue_order`` backwards for a descending sort instead of sorting.
+NEVER_EMPTY_SORTS = {"reference", "aide", "etat", "depose"}
+
+
 def _ordering(f: QueueFilters) -> list:
     column = SORTS[f.sort][1]
     key = column.desc() if f.descending else column.asc()
     # Empty values (a dossier not yet computed, an unassigned one) last; id keeps the order total,
     # which previous / next relies on.
-    return [key.nulls_last(), Dossier.id.desc() if f.descending else Dossier.id.asc()]
+    if f.sort not in NEVER_EMPTY_SORTS:
+        key = key.nulls_last()
+    return [key, Dossier.id.desc() if f.descending else Dossier.id.asc()]
 
 
 def _joined(statement: Select) -> Select:
@@ -317,25 +354,45 @@ def _joined(statement: Select) -> Select:
                     .outerjoin(Assignee, Dossier.assigned_to_id == Assignee.id)
 
 
+def _joined_as_needed(statement: Select) -> Select:
+    """Join the applicant and the assignee only when a condition or the sort reads them: the tab
+    counts and the ordered id scans of the default views then touch the dossier table alone."""
+    where = () if statement.whereclause is None else (statement.whereclause,)
+    clauses = [*statement.selected_columns, *where, *statement._order_by_clauses]
+    tables = {t for clause in clauses for t in find_tables(clause, check_columns=True, include_aliases=True)}
+    if Collectivite.__table__ in tables:
+        statement = statement.join(Collectivite, Dossier.collectivite_id == Collectivite.id)
+    if any(getattr(t, "name", None) == "assignee" for t in tables):
+        statement = statement.outerjoin(Assignee, Dossier.assigned_to_id == Assignee.id)
+    return statement.select_from(Dossier)
+
+
 def rows_select(f: QueueFilters) -> Select:
     """The dossiers of the current tab, filtered and sorted; applicant and assignee come in the
-    same query (no lazy load per row)."""
+    same query (no lazy load per row). The frozen evaluation (the bulk of a row) and the assignee's
+    columns other than the name are not loaded: the queue shows neither."""
     return (
         _joined(select(Dossier))
-        .options(contains_eager(Dossier.collectivite),
-                 contains_eager(Dossier.assigned_to.of_type(Assignee)))
+        .options(defer(Dossier.evaluation), contains_eager(Dossier.collectivite),
+                 contains_eager(Dossier.assigned_to.of_type(Assignee))
+                 .load_only(Assignee.id, Assignee.full_name))
         .where(*_conditions(f))
         .order_by(*_ordering(f))
     )
+
+
+def page_ids_select(f: QueueFilters, limit: int, offset: int) -> Select:
+    """The ids of one page, in order: an index-only walk for the default sort, whatever the page
+    (the rows themselves are then loaded for those ids only)."""
+    return (_joined_as_needed(select(Dossier.id).where(*_conditions(f)).order_by(*_ordering(f)))
+            .limit(limit).offset(offset))
 
 
 def counts_select(f: QueueFilters) -> Select:
     """Every tab's count, with the current filters, in one query."""
     columns = [func.count(case((tab_condition(tab, f.user_id), 1))).label(tab.key)
                for tab in tabs_for(f.role)]
-    return (select(*columns).select_from(Dossier)
-            .join(Collectivite, Dossier.collectivite_id == Collectivite.id)
-            .where(*filter_conditions(f)))
+    return _joined_as_needed(select(*columns).where(*filter_conditions(f)))
 
 
 def tab_counts(f: QueueFilters) -> dict[str, int]:
@@ -361,7 +418,7 @@ class Page:
 
 
 def queue_page(f: QueueFilters) -> Page:
-    """Counts first (one query), then the rows of the requested page (one query)."""
+    """Counts first (one query), then the ids of the requested page (one query), then its rows."""
     counts = tab_counts(f)
     total = counts[f.tab]
     pages = max(1, -(-total // PER_PAGE))
@@ -370,7 +427,8 @@ def queue_page(f: QueueFilters) -> Page:
         f = replace(f, page=pages, warnings=(*f.warnings, f"La page {page} n'existe pas : "
                                                           f"dernière page ({pages}) affichée."))
         page = pages
-    dossiers = list(db.session.scalars(rows_select(f).limit(PER_PAGE).offset((page - 1) * PER_PAGE)))
+    ids = list(db.session.scalars(page_ids_select(f, PER_PAGE, (page - 1) * PER_PAGE)))
+    dossiers = list(db.session.scalars(rows_select(f).where(Dossier.id.in_(ids)))) if ids else []
     return Page(filters=f, counts=counts, dossiers=dossiers, total=total, page=page, pages=pages)
 
 
@@ -388,29 +446,57 @@ class Neighbours:
         return (self.position - 1) // PER_PAGE + 1
 
 
+def _around(f: QueueFilters, value, dossier_id: int):
+    """The conditions "comes before" and "comes after" the dossier whose sort key is ``value``, in
+    the queue's order (empty keys last, whatever the direction; the id breaks ties)."""
+    column = SORTS[f.sort][1]
+    id_before = (Dossier.id > dossier_id) if f.descending else (Dossier.id < dossier_id)
+    id_after = (Dossier.id < dossier_id) if f.descending else (Dossier.id > dossier_id)
+    if value is None:  # among the empty keys, at the end
+        return (or_(column.is_not(None), and_(column.is_(None), id_before)),
+                and_(column.is_(None), id_after))
+    key_before = (column > value) if f.descending else (column < value)
+    key_after = (column < value) if f.descending else (column > value)
+    before = or_(key_before, and_(column == value, id_before))
+    after = or_(key_after, and_(column == value, id_after))
+    if f.sort not in NEVER_EMPTY_SORTS:
+        after = or_(after, column.is_(None))
+    return before, after
+
+
+def _reversed_ordering(f: QueueFilters) -> list:
+    """The queue's order walked backwards (empty keys first, since they come last)."""
+    column = SORTS[f.sort][1]
+    key = column.asc() if f.descending else column.desc()
+    if f.sort not in NEVER_EMPTY_SORTS:
+        key = key.nulls_first()
+    return [key, Dossier.id.asc() if f.descending else Dossier.id.desc()]
+
+
 def neighbours(f: QueueFilters, dossier_id: int) -> Neighbours | None:
-    """The dossier's place in the filtered, sorted queue, in one query (window functions over the
-    filtered rows, without loading them). None when the dossier is not in that queue."""
-    order = _ordering(f)
-    ranked = (
-        _joined(select(
-            Dossier.id.label("id"),
-            func.lag(Dossier.id).over(order_by=order).label("previous_id"),
-            func.lag(Dossier.reference).over(order_by=order).label("previous_reference"),
-            func.lead(Dossier.id).over(order_by=order).label("next_id"),
-            func.lead(Dossier.reference).over(order_by=order).label("next_reference"),
-            func.row_number().over(order_by=order).label("position"),
-            func.count().over().label("total"),
-        ).select_from(Dossier))
-        .where(*_conditions(f))
-        .subquery()
-    )
-    row = db.session.execute(select(ranked).where(ranked.c.id == dossier_id)).one_or_none()
-    if row is None:
+    """The dossier's place in the filtered, sorted queue, without ranking the whole queue: its sort
+    key, the previous and the next by keyset (each the first row of an ordered walk), and counts.
+    None when the dossier is not in that queue."""
+    conditions = _conditions(f)
+
+    def run(statement: Select):
+        return db.session.execute(_joined_as_needed(statement))
+
+    key = run(select(SORTS[f.sort][1].label("key")).where(Dossier.id == dossier_id, *conditions)).one_or_none()
+    if key is None:
         return None
-    return Neighbours(previous_id=row.previous_id, previous_reference=row.previous_reference,
-                      next_id=row.next_id, next_reference=row.next_reference,
-                      position=row.position, total=row.total)
+    before, after = _around(f, key.key, dossier_id)
+    previous = run(select(Dossier.id, Dossier.reference).where(*conditions, before)
+                   .order_by(*_reversed_ordering(f)).limit(1)).one_or_none()
+    following = run(select(Dossier.id, Dossier.reference).where(*conditions, after)
+                    .order_by(*_ordering(f)).limit(1)).one_or_none()
+    counts = run(select(func.count(case((before, 1))).label("before"), func.count().label("total"))
+                 .where(*conditions)).one()
+    return Neighbours(previous_id=previous.id if previous else None,
+                      previous_reference=previous.reference if previous else None,
+                      next_id=following.id if following else None,
+                      next_reference=following.reference if following else None,
+                      position=counts.before + 1, total=counts.total)
 
 
 STATE_CHOICES = [(s, STATE_LABELS[s]) for s in VISIBLE_STATES]

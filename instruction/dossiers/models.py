@@ -63,6 +63,12 @@ class Dossier(Base):
         CheckConstraint("paid_amount IS NULL OR paid_amount >= 0", name="paid_positive"),
         CheckConstraint("paid_amount IS NULL OR paid_amount <= granted_amount", name="paid_within_grant"),
         Index("ix_dossier_state_submitted", "state", "submitted_at"),
+        # The queue: its default order walked in the index (state read from it), and its tab counts.
+        Index("ix_dossier_queue_order", "submitted_at", "id", "state"),
+        Index("ix_dossier_state_assignee", "state", "assigned_to_id"),
+        # Search in references (``%term%``): a trigram index on PostgreSQL, a plain one on SQLite.
+        Index("ix_dossier_reference_trgm", "reference", postgresql_using="gin",
+              postgresql_ops={"reference": "gin_trgm_ops"}),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
