@@ -1,14 +1,14 @@
 """queue indexes: the default order walked in an index, the tab counts from an index, references by trigrams
 
 Revision ID: c4d5e6f7a809
-Revises: b7c1d2e3f405
+Revises: c4e8a1f07b52
 Create Date: 2026-12-01 22:00:00
 """
 
 from alembic import op
 
 revision = "c4d5e6f7a809"
-down_revision = "b7c1d2e3f405"
+down_revision = "c4e8a1f07b52"
 branch_labels = None
 depends_on = None
 
