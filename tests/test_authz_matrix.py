@@ -86,6 +86,8 @@ EXPECTED: dict[str, Row] = {
     "POST auth.forgot_password":        Row(*_everyone(302), data={"email": "inconnu@exemple.fr"}),
     "GET auth.reset_password":          Row(*_everyone(200), args={"token": "reset_token"}),
     "POST auth.reset_password":         Row(*_everyone(400), args={"token": "reset_token"}),
+    "GET auth.accept_invitation":       Row(*_everyone(200), args={"token": "invite_token"}),
+    "POST auth.accept_invitation":      Row(*_everyone(400), args={"token": "invite_token"}),
     "POST auth.approve_access":         Row(**COLLEAGUE_DECISION),
     "POST auth.refuse_access":          Row(**COLLEAGUE_DECISION, data={"reason": "Personne inconnue du service."}),
     "GET account.index":                Row(LOGIN,    200,        200,        200,       200,    200),
@@ -94,6 +96,15 @@ EXPECTED: dict[str, Row] = {
 
     # --- administration
     "GET admin.accounts":               ADMIN_ONLY,
+    "GET admin.home":                   ADMIN_ONLY,
+    "GET admin.people_list":            ADMIN_ONLY,
+    "GET admin.audit_log":              ADMIN_ONLY,
+    "POST admin.invite":                Row(LOGIN,    403,        403,        403,       403,    400),
+    "POST admin.change_role":           Row(LOGIN,    403,        403,        403,       403,    400,
+                                            data={"role": "finance"}),  # an applicant keeps their role
+    "POST admin.deactivate":            Row(LOGIN,    403,        403,        403,       403,    302),
+    "POST admin.reactivate":            Row(LOGIN,    403,        403,        403,       403,    400),  # active
+    "POST admin.resend_invitation":     Row(LOGIN,    403,        403,        403,       403,    400),  # not invited
     "POST admin.approve":               Row(LOGIN,    403,        403,        403,       403,    302),
     "POST admin.refuse":                Row(LOGIN,    403,        403,        403,       403,    302,
                                             data={"reason": "Personne inconnue du service."}),

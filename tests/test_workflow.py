@@ -37,6 +37,7 @@ EXPECTED = {
     "cancel_grant": ({"admin"}, {"granted"}, "eligible"),
     "reopen": ({"admin"}, {"ineligible", "refused"}, "received"),
     "assign": (STAFF, VISIBLE, None),
+    "extend_deadline": ({"admin"}, {"draft", "expired"}, "draft"),
 }
 ALL_STATES = ("draft", "received", "incomplete", "eligible", "granted", "paid", "ineligible",
               "refused", "withdrawn", "expired")
@@ -54,6 +55,9 @@ def call(action, dossier, actor, now=NOW):
                                        reference="MANDAT-42", final=action == "record_final_payment", now=now)
     if action == "expire":
         return services.expire(dossier, actor, now=AFTER_DEADLINE)
+    if action == "extend_deadline":
+        return services.extend_deadline(dossier, actor, datetime(2027, 7, 16, 22, 0, tzinfo=UTC),
+                                        "Motif de test", now=AFTER_DEADLINE)
     return getattr(services, action)(dossier, actor, now=now)
 
 

@@ -31,14 +31,16 @@ def test_the_sets_agree_with_the_table():
     moves = [t for t in workflow.TRANSITIONS.values() if t.target is not None]
     # Every state is reached from the draft (or is the draft).
     assert {workflow.INITIAL_STATE} | {t.target for t in moves} == set(STATES)
-    # Only the applicant moves a dossier out of an editable state (they own it there).
+    # Only the applicant moves a dossier out of an editable state (they own it there); the worker
+    # expires it, an admin may extend its deadline.
     for t in moves:
-        if set(t.sources) & set(workflow.EDITABLE_STATES) and t.action != "expire":
+        if set(t.sources) & set(workflow.EDITABLE_STATES) and t.action not in ("expire", "extend_deadline"):
             assert t.roles == ("applicant",), t.action
-    # Out of a closed state, only an admin's reopening moves a dossier.
+    # Out of a closed state, only an admin moves a dossier: reopening an instruction, or extending
+    # the deadline of an expired draft.
     for t in moves:
         if set(t.sources) & set(workflow.CLOSED_STATES):
-            assert t.roles == ("admin",) and t.action == "reopen", t.action
+            assert t.roles == ("admin",) and t.action in ("reopen", "extend_deadline"), t.action
     # A pending dossier can still be granted without an admin; a consuming one was granted.
     for state in workflow.PENDING_STATES:
         assert "granted" in _reachable(state, [t for t in moves if t.roles != ("admin",)]), state

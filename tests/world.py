@@ -62,6 +62,7 @@ def build_world(session) -> World:
         "siren": epci_a.siren,
         "token": accounts.confirmation_token(pending),
         "reset_token": accounts.reset_token(users["applicant_a"]),
+        "invite_token": accounts.invitation_token(users["instructor"]),
         "filename": "app.css",
         "bootstrap_file": "css/bootstrap.min.css",
         "action": "declare_eligible",  # an instructor's action on a received dossier

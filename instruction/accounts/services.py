@@ -431,3 +431,70 @@ def refuse_account(user: User, approver: User, reason: str, *, now: datetime) ->
     if result.rowcount != 1:
         raise AlreadyDecided(f"Le compte de {user.full_name} a déjà été validé ou refusé.")
     return user
+
+
+# --- invitations (accounts created by an admin) ----------------------------------------------------
+
+INVITE_SALT = "account-invitation"
+INVITE_MAX_AGE = 7 * 24 * 3600  # seconds
+
+
+def invitation_token(user: User) -> str:
+    """Signed, expiring, and dead once used: it carries the fingerprint of the placeholder password."""
+    return _serializer(INVITE_SALT).dumps({"uid": user.id, "pw": _fingerprint(user)})
+
+
+def invite_user(*, email: str, full_name: str, role: str, invited_by: User, now: datetime,
+                collectivite=None) -> User:
+    """An account created by an admin (staff, or an agent of ``collectivite``), approved by them.
+    Its password is a random placeholder nobody knows: the invitee chooses one from the link of
+    the invitation e-mail (kind ``account_invitation``), which also confirms the address."""
+    email, full_name = normalise_email(email), (full_name or "").strip()
+    if not email or "@" not in email:
+        raise AccountError("Indiquez une adresse électronique valide.")
+    if not full_name:
+        raise AccountError("Indiquez le nom de la personne invitée.")
+    user = create_user(email=email, full_name=full_name, password=secrets.token_urlsafe(32), role=role,
+                       collectivite=collectivite, confirmed=False, approved=True, now=now)
+    user.created_at, user.approved_by_id = now, invited_by.id
+    send_invitation(user, invited_by)
+    return user
+
+
+def send_invitation(user: User, invited_by: User) -> None:
+    """Queue the invitation e-mail with a fresh link; the outbox row keeps what the e-mail says."""
+    notifications.queue(
+        "account_invitation", key=_next_key(user, "invite"), recipients=[user],
+        context={"url": _external_url("auth.accept_invitation", token=invitation_token(user)),
+                 "full_name": user.full_name, "email": user.email, "role": user.role,
+                 "role_label": user.role_label,
+                 "collectivite": user.collectivite.name if user.collectivite else None,
+                 "invited_by": invited_by.full_name, "invited_by_id": invited_by.id,
+                 "expires_in_days": INVITE_MAX_AGE // 86400})
+
+
+def invitation_pending(user: User) -> bool:
+    """An account whose address is not confirmed yet: for an invited one, the password was never
+    chosen (the admin may send a new invitation)."""
+    return user.active and user.email_confirmed_at is None
+
+
+def user_for_invitation(token: str, *, max_age: int = INVITE_MAX_AGE) -> User:
+    user, data = _token_user(INVITE_SALT, token, max_age, expired=(
+        "Cette invitation a expiré (elle est valable 7 jours) : demandez à l'administrateur de "
+        "vous en envoyer une nouvelle."), invalid=(
+        "Ce lien d'invitation n'est pas valable : vérifiez qu'il a été copié en entier."))
+    if user is None or not user.active or data.get("pw") != _fingerprint(user):
+        raise AccountError("Cette invitation a déjà servi ou n'est plus valable : connectez-vous, ou "
+                           "utilisez « Mot de passe oublié ».")
+    return user
+
+
+def accept_invitation(token: str, password: str, now: datetime, *, max_age: int = INVITE_MAX_AGE) -> User:
+    """The invitee chooses a password; the link dies with the placeholder and the address is confirmed."""
+    user = user_for_invitation(token, max_age=max_age)
+    check_password(password, user.email)
+    user.set_password(password)
+    if user.email_confirmed_at is None:
+        user.email_confirmed_at = now
+    return user

@@ -274,6 +274,26 @@ def reset_password(token: str):
     return render_template("auth/reset.html", form=form, user=user), status
 
 
+@bp.route("/invitation/<token>", methods=["GET", "POST"])
+def accept_invitation(token: str):
+    """An invited person (staff, or an agent attached by an admin) chooses a password."""
+    try:
+        user = services.user_for_invitation(token)
+    except AccountError as error:
+        return render_template("auth/message.html", title="Invitation", message=str(error),
+                               category="danger", forgot=True), 400
+    form = ResetPasswordForm(account_email=user.email)
+    form.submit.label.text = "Enregistrer mon mot de passe"
+    if form.validate_on_submit():
+        error = perform(services.accept_invitation, token, form.password.data, clock.now())
+        if error is None:
+            flash("Votre mot de passe est enregistré : connectez-vous.", "success")
+            return redirect(url_for("auth.login"))
+        form.password.errors = [*form.password.errors, str(error)]
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/reset.html", form=form, user=user, invitation=True), status
+
+
 # --- approval of new accounts by the agents of their collectivité --------------------------------
 
 

@@ -15,8 +15,8 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import contains_eager
 
-from instruction import rules
 from instruction.campaigns.models import Campaign
+from instruction.campaigns.services import parameters_of
 from instruction.dossiers.models import Dossier, Envelope
 from instruction.dossiers.workflow import CONSUMING_STATES, PENDING_STATES
 from instruction.extensions import db
@@ -60,7 +60,7 @@ class EnvelopeFigures:
 
 def cap_limit(campaign: Campaign, aid: int, at: datetime) -> Decimal:
     """The cap in force at ``at`` (clamped to the campaign's window), from the parameter files."""
-    params = rules.load_campaign(campaign.code)
+    params = parameters_of(campaign)
     instant = min(max(at, params.opens_at), params.deadline - timedelta(microseconds=1))
     return params.rules(aid, instant).cap_amount
 
@@ -117,7 +117,7 @@ def for_epci(epci: Epci, campaign: Campaign, now: datetime) -> list[AidEnvelopes
     Three queries whatever the size of the EPCI: its communes, the dossiers of its territory (one
     indexed filter on ``collectivite.epci_id``), the envelopes.
     """
-    params = rules.load_campaign(campaign.code)
+    params = parameters_of(campaign)
     communes = dict(db.session.execute(
         select(Commune.insee, Commune.name).where(Commune.epci_id == epci.id)).all())
     dossiers = db.session.scalars(

@@ -2,14 +2,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from instruction.db import Base, UTCDateTime
 
 
 class Campaign(Base):
-    """A campaign row mirrors its rule parameter file (the file is the source of truth)."""
+    """A campaign: its dates and the rule parameter file it applies (``parameters_code``).
+
+    A campaign loaded from a parameter file mirrors it (same code); an admin may create one from
+    an existing campaign (its parameter set, new dates) or move its dates (open or close early):
+    ``dates_set_by_admin`` then keeps ``campaigns load`` from putting the file's dates back."""
 
     __tablename__ = "campaign"
     __table_args__ = (CheckConstraint("opens_at < deadline_at", name="opens_before_deadline"),)
@@ -21,6 +25,8 @@ class Campaign(Base):
     opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Submission is accepted strictly before this instant.
     deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    parameters_code: Mapped[str] = mapped_column(String(30))
+    dates_set_by_admin: Mapped[bool] = mapped_column(Boolean, default=False)
 
     aids: Mapped[list[Aid]] = relationship(back_populates="campaign", order_by="Aid.number")
 

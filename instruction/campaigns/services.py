@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import select
 
 from instruction.campaigns.models import Aid, Campaign
 from instruction.extensions import db
-from instruction.rules.parameters import available_campaigns, load_campaign
+from instruction.rules.parameters import CampaignParameters, available_campaigns, load_campaign
+
+
+def parameters_of(campaign: Campaign) -> CampaignParameters:
+    """The rule parameters a campaign applies, with the campaign's own dates (an admin may have
+    moved them, or created the campaign from another one's parameter set)."""
+    params = load_campaign(campaign.parameters_code)
+    if (params.opens_at, params.deadline) == (campaign.opens_at, campaign.deadline_at):
+        return params
+    return replace(params, opens_at=campaign.opens_at, deadline=campaign.deadline_at)
 
 
 def sync_campaigns() -> list[str]:
@@ -17,15 +28,12 @@ def sync_campaigns() -> list[str]:
         campaign = db.session.scalar(select(Campaign).where(Campaign.code == code))
         created = campaign is None
         if created:
-            campaign = Campaign(code=code)
+            campaign = Campaign(code=code, parameters_code=code)
             db.session.add(campaign)
             changes.append(f"Campagne créée : {code} ({params.title})")
-        wanted = {
-            "title": params.title,
-            "reference_prefix": params.reference_prefix,
-            "opens_at": params.opens_at,
-            "deadline_at": params.deadline,
-        }
+        wanted = {"title": params.title, "reference_prefix": params.reference_prefix}
+        if not campaign.dates_set_by_admin:  # dates an admin moved are the admin's
+            wanted |= {"opens_at": params.opens_at, "deadline_at": params.deadline}
         for field, value in wanted.items():
             if getattr(campaign, field) != value:
                 setattr(campaign, field, value)

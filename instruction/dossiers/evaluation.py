@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select
 
 from instruction import rules
+from instruction.campaigns.services import parameters_of
 from instruction.dossiers.models import Dossier, Envelope, PackGrant
+from instruction.dossiers.workflow import deadline_of
 from instruction.extensions import db
 from instruction.territory.models import Collectivite
 
@@ -39,7 +42,11 @@ def expense_lines(dossier: Dossier) -> list[rules.ExpenseLine]:
 
 
 def parameters(dossier: Dossier) -> rules.CampaignParameters:
-    return rules.load_campaign(dossier.campaign.code)
+    """The campaign's parameters with the dates that apply to this dossier: the campaign's, or
+    the later deadline an admin granted it (``workflow.deadline_of``)."""
+    params = parameters_of(dossier.campaign)
+    deadline = deadline_of(dossier)
+    return params if deadline == params.deadline else replace(params, deadline=deadline)
 
 
 def scope_of(dossier: Dossier) -> str | None:

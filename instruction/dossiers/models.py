@@ -102,6 +102,8 @@ class Dossier(Base):
     cap_scope: Mapped[str | None] = mapped_column(String(60), index=True)
     # Rule evaluation frozen when declared eligible (findings, base, amounts, parameters version).
     evaluation: Mapped[dict | None] = mapped_column(JSON)
+    # A later deadline granted by an admin to this dossier alone (exclusive, like the campaign's).
+    extended_deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     campaign: Mapped[Campaign] = relationship()
     collectivite: Mapped[Collectivite] = relationship()
@@ -176,29 +178,41 @@ class Document(Base):
 
 
 class AuditEvent(Base):
-    """One row per state change (or notable action), written in the same transaction."""
+    """One row per state change or notable action, written in the same transaction.
+
+    A dossier's events have a state (``to_state``); an administration action may have no dossier:
+    it names its subject (``subject_kind``, ``subject_id`` and a label as it was at the event)
+    and keeps what changed (``before``, ``after``)."""
 
     __tablename__ = "audit_event"
     __table_args__ = (
         CheckConstraint(f"from_state IS NULL OR {_in('from_state', STATES)}", name="from_state"),
-        CheckConstraint(_in("to_state", STATES), name="to_state"),
+        CheckConstraint(f"to_state IS NULL OR {_in('to_state', STATES)}", name="to_state"),
+        CheckConstraint("dossier_id IS NULL OR to_state IS NOT NULL", name="dossier_event_has_state"),
+        CheckConstraint("dossier_id IS NOT NULL OR subject_kind IS NOT NULL", name="has_subject"),
+        Index("ix_audit_event_subject", "subject_kind", "subject_id"),
     )
     # Append-only and hash-chained (``instruction.audit.chain``): one INSERT at a time, so that each
     # row is linked to the one before it.
     __mapper_args__ = {"batch": False}
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
+    dossier_id: Mapped[int | None] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     action: Mapped[str] = mapped_column(String(40))
     from_state: Mapped[str | None] = mapped_column(String(20))
-    to_state: Mapped[str] = mapped_column(String(20))
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_now)
+    to_state: Mapped[str | None] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_now, index=True)
     reason: Mapped[str | None] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # one successor: no fork
     hash: Mapped[str] = mapped_column(String(64))
+    subject_kind: Mapped[str | None] = mapped_column(String(30))
+    subject_id: Mapped[int | None]
+    subject_label: Mapped[str | None] = mapped_column(String(300))
+    before: Mapped[dict | None] = mapped_column(JSON)
+    after: Mapped[dict | None] = mapped_column(JSON)
 
-    dossier: Mapped[Dossier] = relationship(back_populates="events")
+    dossier: Mapped[Dossier | None] = relationship(back_populates="events")
     actor: Mapped[User | None] = relationship()
 
 

@@ -9,7 +9,7 @@ on any exception.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select, update
@@ -29,7 +29,13 @@ from instruction.dossiers.models import (
     PackGrant,
     Payment,
 )
-from instruction.dossiers.workflow import SYSTEM, TRANSITIONS, Context, unavailable_reason
+from instruction.dossiers.workflow import (
+    SYSTEM,
+    TRANSITIONS,
+    Context,
+    deadline_of,
+    unavailable_reason,
+)
 from instruction.errors import Refusal
 from instruction.extensions import db
 from instruction.notifications import services as notifications
@@ -126,7 +132,7 @@ def _check(action: str, dossier: Dossier, actor: User | None, now: datetime, rea
 
 
 def _apply(action: str, dossier: Dossier, actor: User | None, now: datetime, reason: str | None,
-           **fields) -> AuditEvent:
+           extra_context: dict | None = None, event_fields: dict | None = None, **fields) -> AuditEvent:
     """Move the dossier (with ``fields``) in one conditional UPDATE; audit and notify."""
     transition = TRANSITIONS[action]
     from_state = dossier.state
@@ -143,13 +149,14 @@ def _apply(action: str, dossier: Dossier, actor: User | None, now: datetime, rea
     for name, value in {"state": target, "updated_at": now, **fields}.items():
         set_committed_value(dossier, name, value)
     event = AuditEvent(dossier=dossier, actor=actor, action=action, from_state=from_state,
-                       to_state=target, at=now, reason=(reason or "").strip() or None)
+                       to_state=target, at=now, reason=(reason or "").strip() or None,
+                       **(event_fields or {}))
     db.session.add(event)
     db.session.flush()
     notifications.queue(
         action, key=f"dossier:{dossier.id}:event:{event.id}", dossier=dossier,
         recipients=_recipients(dossier, transition.notify),
-        context=_event_context(dossier, event),
+        context={**_event_context(dossier, event), **(extra_context or {})},
     )
     return event
 
@@ -298,6 +305,27 @@ def cancel_grant(dossier: Dossier, actor: User, reason: str, *, now: datetime) -
 def reopen(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> AuditEvent:
     _check("reopen", dossier, actor, now, reason)
     return _apply("reopen", dossier, actor, now, reason, decided_at=None, closed_at=None, **_going_back())
+
+
+def extend_deadline(dossier: Dossier, actor: User, until: datetime, reason: str, *,
+                    now: datetime) -> AuditEvent:
+    """Admin only, with a reason: this dossier alone may be submitted until ``until`` (exclusive);
+    an expired draft becomes a draft again. The audit event keeps the deadline before and after."""
+    _check("extend_deadline", dossier, actor, now, reason)
+    campaign_deadline = dossier.campaign.deadline_at
+    if until <= now:
+        raise InvalidAction("La nouvelle date limite doit être dans le futur.")
+    if until <= campaign_deadline:
+        raise InvalidAction("La nouvelle date limite doit être postérieure à celle de la campagne "
+                            f"({format_date_fr(paris_date(campaign_deadline - timedelta(microseconds=1)))}).")
+    before = deadline_of(dossier)
+    last_day = format_date_fr(paris_date(until - timedelta(microseconds=1)))
+    return _apply("extend_deadline", dossier, actor, now, reason, {"last_day": last_day},
+                  event_fields={"subject_kind": "dossier", "subject_id": dossier.id,
+                                "subject_label": dossier.reference,
+                                "before": {"deadline": before.isoformat()},
+                                "after": {"deadline": until.isoformat()}},
+                  extended_deadline_at=until, closed_at=None)
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -41,8 +41,17 @@ def campaign_window_problem(campaign, now: datetime) -> str | None:
     return window_problem(campaign.opens_at, campaign.deadline_at, now)
 
 
+def deadline_of(dossier: Dossier) -> datetime:
+    """The first instant at which this dossier can no longer be submitted: the campaign's deadline,
+    or the later one an admin granted this dossier alone (``extended_deadline_at``). The submit
+    guard, the rule evaluation, the portal and the expiry job all use it."""
+    campaign_deadline = dossier.campaign.deadline_at
+    extended = dossier.extended_deadline_at
+    return extended if extended is not None and extended > campaign_deadline else campaign_deadline
+
+
 def before_deadline(dossier: Dossier, ctx: Context) -> str | None:
-    return campaign_window_problem(dossier.campaign, ctx.now)
+    return window_problem(dossier.campaign.opens_at, deadline_of(dossier), ctx.now)
 
 
 def not_taken_by_actor(dossier: Dossier, ctx: Context) -> str | None:
@@ -52,7 +61,7 @@ def not_taken_by_actor(dossier: Dossier, ctx: Context) -> str | None:
 
 
 def after_deadline(dossier: Dossier, ctx: Context) -> str | None:
-    if ctx.now < dossier.campaign.deadline_at:
+    if ctx.now < deadline_of(dossier):
         return "La date limite de dépôt n'est pas encore passée."
     return None
 
@@ -95,7 +104,7 @@ class Transition:
 
 
 STAFF = ("instructor", "admin")
-INITIAL_STATE = "draft"  # created by ``services.create_draft``; no transition leads back to it
+INITIAL_STATE = "draft"  # created by ``services.create_draft``; only a deadline extension leads back to it
 # Staff never see drafts: a dossier belongs to its applicant until it is submitted.
 VISIBLE_STATES = tuple(s for s in STATES if s != INITIAL_STATE)
 
@@ -132,6 +141,10 @@ TRANSITIONS: dict[str, Transition] = {t.action: t for t in (
     # "Je m'en occupe": no state change, but audited, and refused if the state changed meanwhile.
     Transition("assign", VISIBLE_STATES, None, STAFF, "Je m'en occupe", guards=(not_taken_by_actor,),
                listed=False),
+    # From the campaign's administration page, for one dossier (an expired draft becomes a draft).
+    Transition("extend_deadline", ("draft", "expired"), "draft", ("admin",),
+               "Prolonger la date limite de ce dossier", needs_reason=True, notify=("applicants",),
+               style="secondary", listed=False),
 )}
 
 

@@ -104,7 +104,9 @@ def expire_drafts(now: datetime) -> str:
     and notification, by the service), one commit per dossier. A second run finds nothing."""
     ids = db.session.scalars(
         select(Dossier.id).join(Campaign, Campaign.id == Dossier.campaign_id)
-        .where(Dossier.state == "draft", Campaign.deadline_at <= now).order_by(Dossier.id)
+        .where(Dossier.state == "draft", Campaign.deadline_at <= now,
+               or_(Dossier.extended_deadline_at.is_(None), Dossier.extended_deadline_at <= now))
+        .order_by(Dossier.id)
     ).all()
     expired = 0
     for dossier_id in ids:

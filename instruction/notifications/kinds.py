@@ -32,11 +32,14 @@ KINDS: dict[str, tuple[str, str]] = {
     "account_approved": ("Compte validé", "Votre compte est validé"),
     "account_refused": ("Demande d'accès refusée", "Votre demande d'accès n'a pas été acceptée"),
     "account_exists": ("Compte déjà existant", "Vous avez déjà un compte sur le portail des aides numériques"),
+    "account_invitation": ("Invitation", "Aides numériques : vous êtes invité à créer votre mot de passe"),
+    "campaign_dates": ("Dates de la campagne modifiées", "Aides numériques : les dates de dépôt changent"),
+    "extend_deadline": ("Date limite prolongée", "Dossier {reference} : date limite de dépôt prolongée"),
 }
 # Sent by e-mail only: never listed in-app (they carry a personal link, or concern an account
 # rather than a dossier; the admins and agents find the accounts to approve on their pages).
 ACCOUNT_KINDS = ("account_confirmation", "password_reset", "account_pending", "account_approved",
-                 "account_refused", "account_exists")
+                 "account_refused", "account_exists", "account_invitation")
 
 
 def label(kind: str) -> str:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from instruction import rules
 from instruction.accounts.models import User
 from instruction.campaigns.models import Campaign
+from instruction.campaigns.services import parameters_of
 from instruction.documents import services as documents
 from instruction.dossiers import services as dossier_services
 from instruction.dossiers.evaluation import (
@@ -68,14 +69,14 @@ class AidStatus:
         return max(Decimal("0.00"), self.cap_limit - self.consumed)
 
 
-def rules_at(campaign_code: str, aid: int, at: datetime) -> AidRules:
-    params = rules.load_campaign(campaign_code)
+def rules_at(campaign: Campaign, aid: int, at: datetime) -> AidRules:
+    params = parameters_of(campaign)
     return params.rules(aid, max(at, params.opens_at))
 
 
 def beneficiary_reasons(collectivite: Collectivite, campaign: Campaign, aid: int, at: datetime) -> list[str]:
     """Why the collectivité cannot ask for ``aid`` (French), from the rule module; empty if it can."""
-    params = rules.load_campaign(campaign.code)
+    params = parameters_of(campaign)
     decision = rules.evaluate(applicant_for(collectivite), aid, [], max(at, params.opens_at), params)
     return [f.message for f in decision.findings
             if not f.ok and f.blocking and f.code.startswith(BENEFICIARY_CODES)]
@@ -104,8 +105,8 @@ def _scope_label(kind: str, collectivite: Collectivite) -> str:
 
 def envelope_of(campaign: Campaign, aid: int, collectivite: Collectivite, at: datetime) -> tuple[Decimal, Decimal]:
     """(cap, consumed) of the envelope the collectivité's dossiers for ``aid`` would consume."""
-    params = rules.load_campaign(campaign.code)
-    cap = rules_at(campaign.code, aid, at).cap_amount
+    params = parameters_of(campaign)
+    cap = rules_at(campaign, aid, at).cap_amount
     try:
         scope = rules.cap_scope(applicant_for(collectivite), aid, params)
     except ValueError:
@@ -118,13 +119,13 @@ def envelope_of(campaign: Campaign, aid: int, collectivite: Collectivite, at: da
 
 
 def aid_overview(collectivite: Collectivite, campaign: Campaign, at: datetime) -> list[AidStatus]:
-    params = rules.load_campaign(campaign.code)
+    params = parameters_of(campaign)
     drafts = list(db.session.scalars(select(Dossier).where(
         Dossier.collectivite_id == collectivite.id, Dossier.campaign_id == campaign.id,
         Dossier.state == "draft").order_by(Dossier.id)))
     overview = []
     for number, aid in params.aids.items():
-        aid_rules = rules_at(campaign.code, number, at)
+        aid_rules = rules_at(campaign, number, at)
         reasons = beneficiary_reasons(collectivite, campaign, number, at)
         cap, consumed = envelope_of(campaign, number, collectivite, at)
         overview.append(AidStatus(
@@ -167,7 +168,7 @@ def create_draft_once(*, campaign: Campaign, aid_number: int, actor: User, clien
     if existing is not None:
         _require_applicant(actor, existing.collectivite_id)
         return existing, False
-    params = rules.load_campaign(campaign.code)
+    params = parameters_of(campaign)
     if aid_number not in params.aids:
         raise InvalidAction("Cette aide n'existe pas dans la campagne.")
     if problem := window_problem(campaign, now):
@@ -220,7 +221,7 @@ class LineOptions:
 
 
 def line_options(dossier: Dossier, at: datetime) -> LineOptions:
-    aid_rules = rules_at(dossier.campaign.code, dossier.aid_number, dossier.submitted_at or at)
+    aid_rules = rules_at(dossier.campaign, dossier.aid_number, dossier.submitted_at or at)
     return LineOptions(
         categories=[(c, CATEGORY_LABELS[c]) for c in aid_rules.eligible_categories],
         packs=[(p.number, f"{p.label} (forfait de {format_euros(p.amount)})") for p in aid_rules.packs],

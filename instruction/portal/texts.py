@@ -39,6 +39,7 @@ EVENT_LABELS = {
     "expire": "Dossier expiré (non déposé à la date limite)",
     "cancel_grant": "Attribution annulée",
     "reopen": "Instruction rouverte",
+    "extend_deadline": "Date limite de dépôt prolongée pour ce dossier",
 }
 
 

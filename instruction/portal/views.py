@@ -30,7 +30,7 @@ from instruction.dossiers import services as dossier_services
 from instruction.dossiers.access import get_dossier_for, visible_dossiers
 from instruction.dossiers.models import Document, Dossier, ExpenseLine
 from instruction.dossiers.services import WorkflowError
-from instruction.dossiers.workflow import available_actions
+from instruction.dossiers.workflow import available_actions, deadline_of
 from instruction.extensions import db
 from instruction.portal import services, texts
 from instruction.portal.forms import (
@@ -194,8 +194,8 @@ def _render_dossier(dossier: Dossier, status: int = 200, *, error: str | None = 
         title_form=title_form or TitleForm(formdata=None, title=dossier.title),
         confirm_form=ConfirmForm(formdata=None), error=error,
         removable={d.id for d in dossier.documents if services.document_removable(dossier, d)},
-        last_minute=texts.last_minute(dossier.campaign.deadline_at),
-        time_left=texts.time_left(dossier.campaign.deadline_at, now),
+        last_minute=texts.last_minute(deadline_of(dossier)),
+        time_left=texts.time_left(deadline_of(dossier), now),
         max_upload=documents.megabytes(_max_upload()),
     ), status
 
