@@ -2,8 +2,8 @@
 deadline extension, campaigns created by an admin (parameter set, dates kept).
 
 Revision ID: b7c1e2d3a415
-Revises: c8d2e3f4a516
-Create Date: 2026-12-01 22:20:00
+Revises: c4e8a1f07b52
+Create Date: 2026-12-01 22:35:00
 
 """
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'b7c1e2d3a415'
-down_revision = 'c8d2e3f4a516'
+down_revision = 'c4e8a1f07b52'
 branch_labels = None
 depends_on = None
 
