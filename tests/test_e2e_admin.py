@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from instruction import clock
 from instruction.extensions import db
 from instruction.notifications import delivery
 from instruction.notifications.models import OutboxMessage
@@ -87,7 +88,7 @@ def test_the_admin_invites_an_instructor_who_sets_a_password_and_logs_in(served,
     # The worker's delivery, to a real SMTP server.
     with app.app_context():
         message_id = db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.kind == "account_invitation"))
-        assert delivery.deliver_message(message_id).sent == 1
+        assert delivery.deliver_message(message_id, now=clock.now()).sent == 1
         db.session.remove()
     [mail] = sink.wait_for(1)
     assert mail["To"] == "ines.moreau@bourgognefranchecomte.fr"
