@@ -2,8 +2,8 @@
 deadline extension, campaigns created by an admin (parameter set, dates kept).
 
 Revision ID: b7c1e2d3a415
-Revises: c4e8a1f07b52
-Create Date: 2026-12-01 22:35:00
+Revises: c4d5e6f7a809
+Create Date: 2026-12-01 22:40:00
 
 """
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'b7c1e2d3a415'
-down_revision = 'c4e8a1f07b52'
+down_revision = 'c4d5e6f7a809'
 branch_labels = None
 depends_on = None
 
