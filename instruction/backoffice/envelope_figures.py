@@ -9,7 +9,7 @@ not block anything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -17,6 +17,7 @@ from sqlalchemy.orm import contains_eager
 
 from instruction.campaigns.models import Campaign
 from instruction.campaigns.services import parameters_of
+from instruction.dossiers.envelopes import cap_limit
 from instruction.dossiers.models import Dossier, Envelope
 from instruction.dossiers.workflow import CONSUMING_STATES, PENDING_STATES
 from instruction.extensions import db
@@ -47,7 +48,12 @@ class EnvelopeFigures:
 
     @property
     def remaining(self) -> Decimal:
-        return self.limit - self.consumed
+        return max(self.limit - self.consumed, ZERO)
+
+    @property
+    def over_cap(self) -> bool:
+        """The cap was lowered below what is already committed: shown, and no grant passes."""
+        return self.consumed > self.limit
 
     @property
     def scope_label(self) -> str:
@@ -56,13 +62,6 @@ class EnvelopeFigures:
     @property
     def remaining_after_pending(self) -> Decimal:
         return self.remaining - self.pending
-
-
-def cap_limit(campaign: Campaign, aid: int, at: datetime) -> Decimal:
-    """The cap in force at ``at`` (clamped to the campaign's window), from the parameter files."""
-    params = parameters_of(campaign)
-    instant = min(max(at, params.opens_at), params.deadline - timedelta(microseconds=1))
-    return params.rules(aid, instant).cap_amount
 
 
 def for_dossier(dossier: Dossier, now: datetime) -> EnvelopeFigures | None:
@@ -79,11 +78,8 @@ def for_dossier(dossier: Dossier, now: datetime) -> EnvelopeFigures | None:
         .where(Dossier.campaign_id == dossier.campaign_id, Dossier.aid_number == dossier.aid_number,
                Dossier.cap_scope == dossier.cap_scope, Dossier.state.in_(PENDING_STATES),
                Dossier.id != dossier.id)).one()
-    if envelope is not None:
-        limit, consumed = envelope.cap_limit, envelope.consumed
-    else:
-        limit = cap_limit(dossier.campaign, dossier.aid_number, dossier.submitted_at or now)
-        consumed = ZERO
+    limit = cap_limit(dossier.campaign, dossier.aid_number, now)
+    consumed = envelope.consumed if envelope is not None else ZERO
     return EnvelopeFigures(scope=dossier.cap_scope, limit=limit, consumed=consumed,
                            pending=Decimal(pending).quantize(Decimal("0.01")), pending_count=count)
 
@@ -152,7 +148,7 @@ def for_epci(epci: Epci, campaign: Campaign, now: datetime) -> list[AidEnvelopes
             pending = [d for d in members if d.state in PENDING_STATES]
             figures = EnvelopeFigures(
                 scope=scope,
-                limit=envelope.cap_limit if envelope else limit,
+                limit=limit,
                 consumed=envelope.consumed if envelope else ZERO,
                 pending=sum((demand_of(d) for d in pending), ZERO),
                 pending_count=len(pending),

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from instruction import rules
 from instruction.campaigns.services import parameters_of
+from instruction.dossiers import envelopes
 from instruction.dossiers.models import Dossier, Envelope, PackGrant
 from instruction.dossiers.workflow import deadline_of
 from instruction.extensions import db
@@ -73,13 +74,14 @@ def packs_granted(campaign_id: int, collectivite_id: int) -> frozenset[int]:
 def evaluate_dossier(dossier: Dossier, at: datetime,
                      extra_lines: tuple[rules.ExpenseLine, ...] = ()) -> rules.Decision:
     """Evaluate the dossier as if submitted at ``at`` (its submission instant once submitted),
-    against what its envelope has committed now; ``extra_lines`` are lines not saved yet (the
-    applicant's live estimate)."""
+    against what its envelope has committed and the envelope's cap in force at ``at``;
+    ``extra_lines`` are lines not saved yet (the applicant's live estimate)."""
     scope = scope_of(dossier)
     consumption = rules.Consumption(
         consumed=envelope_consumed(dossier.campaign_id, dossier.aid_number, scope),
         packs_granted=packs_granted(dossier.campaign_id, dossier.collectivite_id)
         if dossier.aid_number == 1 else frozenset(),
+        cap_limit=envelopes.cap_limit(dossier.campaign, dossier.aid_number, at),
     )
     applicant = applicant_for(dossier.collectivite, dossier.population)
     return rules.evaluate(applicant, dossier.aid_number, [*expense_lines(dossier), *extra_lines],

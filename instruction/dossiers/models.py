@@ -235,14 +235,15 @@ class Envelope(Base):
     """What one cap has committed: aid × cap scope within a campaign.
 
     Grants consume it with a single conditional UPDATE (``consumed + x <= cap_limit``), which is
-    what keeps concurrent grants under the cap on PostgreSQL and SQLite alike.
+    what keeps concurrent grants under the cap on PostgreSQL and SQLite alike. ``cap_limit`` is
+    the cap in force (``envelopes.cap_limit``), written before each grant; a dated lowering may
+    leave it below ``consumed`` (reported as over the cap), so no CHECK ties the two.
     """
 
     __tablename__ = "envelope"
     __table_args__ = (
         UniqueConstraint("campaign_id", "aid_number", "scope"),
         CheckConstraint("consumed >= 0", name="consumed_positive"),
-        CheckConstraint("consumed <= cap_limit", name="within_cap"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

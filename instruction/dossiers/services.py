@@ -20,7 +20,7 @@ from instruction.accounts.models import User
 from instruction.accounts.services import approved_agents_query
 from instruction.campaigns.models import Campaign
 from instruction.dossiers import envelopes
-from instruction.dossiers.evaluation import evaluate_dossier, parameters, scope_of
+from instruction.dossiers.evaluation import evaluate_dossier, scope_of
 from instruction.dossiers.models import (
     AuditEvent,
     Dossier,
@@ -235,7 +235,12 @@ def grant(dossier: Dossier, actor: User, amount: Decimal | None = None, *,
     if amount > computed:
         raise InvalidAction(f"Le montant attribué ({format_euros(amount)}) ne peut pas dépasser le "
                             f"montant calculé ({format_euros(computed)}).")
-    envelope = _envelope_of(dossier)
+    envelope = _envelope_of(dossier, now)
+    if envelopes.over_cap(envelope):
+        raise ActionConflict(
+            f"Le plafond de l'enveloppe a été abaissé à {format_euros(envelope.cap_limit)}, en dessous "
+            f"de ce qui est déjà engagé ({format_euros(envelope.consumed)}) : aucune nouvelle "
+            f"attribution n'est possible sur cette enveloppe.")
     if not envelopes.consume(envelope, amount):
         raise ActionConflict(
             f"Le plafond est atteint : l'enveloppe ne peut plus recevoir que "
@@ -277,7 +282,7 @@ def record_payment(dossier: Dossier, actor: User, *, amount: Decimal, paid_on: d
     paid = already + amount
     fields = {"paid_amount": paid}
     if final:
-        envelopes.release(_envelope_of(dossier), granted - paid)
+        envelopes.release(_envelope_of(dossier, now), granted - paid)
         fields["closed_at"] = now
     reason = f"Versement de {format_euros(amount)} ({reference.strip()})"
     return _apply(action, dossier, actor, now, reason, **fields)
@@ -296,7 +301,7 @@ def expire(dossier: Dossier, actor: User | None = None, *, now: datetime) -> Aud
 def cancel_grant(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> AuditEvent:
     """Admin only, with a reason: releases the commitment and returns the dossier to eligible."""
     _check("cancel_grant", dossier, actor, now, reason)
-    envelopes.release(_envelope_of(dossier), dossier.granted_amount)
+    envelopes.release(_envelope_of(dossier, now), dossier.granted_amount)
     for pack_grant in db.session.scalars(select(PackGrant).where(PackGrant.dossier_id == dossier.id)):
         db.session.delete(pack_grant)
     return _apply("cancel_grant", dossier, actor, now, reason, granted_amount=None, decided_at=None)
@@ -338,11 +343,9 @@ def _going_back() -> dict:
     return {"evaluation": None, "computed_amount": None}
 
 
-def _envelope_of(dossier: Dossier):
+def _envelope_of(dossier: Dossier, now: datetime):
     scope = dossier.cap_scope or scope_of(dossier)
-    params = parameters(dossier)
-    limit = params.rules(dossier.aid_number, dossier.submitted_at or params.opens_at).cap_amount
-    return envelopes.get_envelope(dossier.campaign_id, dossier.aid_number, scope, limit)
+    return envelopes.get_envelope(dossier.campaign, dossier.aid_number, scope, now)
 
 
 def _grant_packs(dossier: Dossier) -> None:

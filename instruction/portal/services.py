@@ -22,6 +22,7 @@ from instruction.accounts.models import User
 from instruction.campaigns.models import Campaign
 from instruction.campaigns.services import parameters_of
 from instruction.documents import services as documents
+from instruction.dossiers import envelopes
 from instruction.dossiers import services as dossier_services
 from instruction.dossiers.evaluation import (
     applicant_for,
@@ -106,16 +107,14 @@ def _scope_label(kind: str, collectivite: Collectivite) -> str:
 def envelope_of(campaign: Campaign, aid: int, collectivite: Collectivite, at: datetime) -> tuple[Decimal, Decimal]:
     """(cap, consumed) of the envelope the collectivité's dossiers for ``aid`` would consume."""
     params = parameters_of(campaign)
-    cap = rules_at(campaign, aid, at).cap_amount
+    cap = envelopes.cap_limit(campaign, aid, at)
     try:
         scope = rules.cap_scope(applicant_for(collectivite), aid, params)
     except ValueError:
         return cap, Decimal("0.00")
     row = db.session.scalar(select(Envelope).where(
         Envelope.campaign_id == campaign.id, Envelope.aid_number == aid, Envelope.scope == scope))
-    if row is None:
-        return cap, Decimal("0.00")
-    return row.cap_limit, row.consumed
+    return cap, row.consumed if row is not None else Decimal("0.00")
 
 
 def aid_overview(collectivite: Collectivite, campaign: Campaign, at: datetime) -> list[AidStatus]:

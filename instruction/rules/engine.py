@@ -353,13 +353,14 @@ def evaluate(applicant: Applicant, aid: int, lines: Iterable[ExpenseLine], submi
         findings += amount_findings
 
     before = consumption.consumed
+    cap_limit = rules.cap_amount if consumption.cap_limit is None else consumption.cap_limit
     amount = ZERO
     blocked = any(f.blocking and not f.ok for f in findings)
     if not blocked and not scope:
         findings.append(_fail("cap.scope", "Impossible de déterminer l'enveloppe (plafond) du "
                                            "dossier : le bénéficiaire n'est rattaché à aucun EPCI."))
     elif not blocked:
-        amount, finding = _check_cap(computed, rules.cap_amount, before,
+        amount, finding = _check_cap(computed, cap_limit, before,
                                      _scope_label(applicant, rules))
         findings.append(finding)
     eligible = not any(f.blocking and not f.ok for f in findings) and amount > 0
@@ -371,7 +372,7 @@ def evaluate(applicant: Applicant, aid: int, lines: Iterable[ExpenseLine], submi
         eligible_base=base.total,
         computed_amount=computed,
         amount=amount,
-        cap=CapState(scope, rules.cap_amount, before, before + amount),
+        cap=CapState(scope, cap_limit, before, before + amount),
         packs_granted=packs,
         parameters_version=params.version,
     )

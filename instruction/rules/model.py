@@ -86,6 +86,9 @@ class Consumption:
     consumed: Decimal = ZERO
     packs_granted: frozenset[int] = frozenset()
     scope: str | None = None
+    # The envelope's cap in force at the evaluation, when the caller knows it (a dated change of
+    # the cap after the submission); by default the aid's cap at the submission instant.
+    cap_limit: Decimal | None = None
 
     def __post_init__(self) -> None:
         consumed = to_cents(self.consumed)
