@@ -2,7 +2,7 @@
 grants stay under the cap by their conditional UPDATE)
 
 Revision ID: d1f5b2c3e4a7
-Revises: c4e8a1f07b52
+Revises: b7c1e2d3a415
 Create Date: 2026-12-01 22:45:00
 
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'd1f5b2c3e4a7'
-down_revision = 'c4e8a1f07b52'
+down_revision = 'b7c1e2d3a415'
 branch_labels = None
 depends_on = None
 
