@@ -105,6 +105,18 @@ EXPECTED: dict[str, Row] = {
     "POST admin.deactivate":            Row(LOGIN,    403,        403,        403,       403,    302),
     "POST admin.reactivate":            Row(LOGIN,    403,        403,        403,       403,    400),  # active
     "POST admin.resend_invitation":     Row(LOGIN,    403,        403,        403,       403,    400),  # not invited
+    "GET admin.territory_home":         ADMIN_ONLY,
+    "GET admin.collectivite":           ADMIN_ONLY,
+    "GET admin.new_sivos":              ADMIN_ONLY,
+    "POST admin.new_sivos":             Row(LOGIN,    403,        403,        403,       403,    400),
+    "GET admin.edit_sivos":             Row(LOGIN,    403,        403,        403,       403,    404),  # an EPCI
+    "POST admin.edit_sivos":            Row(LOGIN,    403,        403,        403,       403,    404),
+    "POST admin.import_sivos":          Row(LOGIN,    403,        403,        403,       403,    400),
+    "POST admin.change_ville_centre":   Row(LOGIN,    403,        403,        403,       403,    400),
+    "POST admin.attach_agent":          Row(LOGIN,    403,        403,        403,       403,    400),
+    "POST admin.detach_agent":          Row(LOGIN,    403,        403,        403,       403,    302),
+    "POST admin.territory_preview":     Row(LOGIN,    403,        403,        403,       403,    400),
+    "POST admin.territory_apply":       Row(LOGIN,    403,        403,        403,       403,    400),
     "POST admin.approve":               Row(LOGIN,    403,        403,        403,       403,    302),
     "POST admin.refuse":                Row(LOGIN,    403,        403,        403,       403,    302,
                                             data={"reason": "Personne inconnue du service."}),

@@ -60,6 +60,7 @@ def build_world(session) -> World:
         "user_id": pending.id,  # an account of A waiting for approval
         "delivery_id": message.deliveries[0].id,  # a notification of the applicant of A
         "siren": epci_a.siren,
+        "collectivite_id": epci_a.id,
         "token": accounts.confirmation_token(pending),
         "reset_token": accounts.reset_token(users["applicant_a"]),
         "invite_token": accounts.invitation_token(users["instructor"]),

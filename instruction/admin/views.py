@@ -268,3 +268,6 @@ def audit_log():
                            filters=(filters := {"action": action, "objet": kind, "auteur": actor_id, "q": text,
                                                 "du": args.get("du", ""), "au": args.get("au", "")}),
                            query_filters=_present(filters))
+
+
+from instruction.admin import territory_views  # noqa: E402,F401  (its routes are on this blueprint)

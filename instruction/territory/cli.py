@@ -3,6 +3,7 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 
+from instruction.extensions import db
 from instruction.territory import services
 
 
@@ -35,6 +36,7 @@ def add_sivos_command(siren: str, name: str, communes: tuple[str, ...], epci_sir
         sivos = services.add_sivos(siren=siren, name=name, member_insee=list(communes), epci_siren=epci_siren)
     except services.TerritoryError as error:
         raise click.ClickException(str(error)) from error
+    db.session.commit()
     click.echo(f"SIVOS créé : {sivos.name} ({sivos.siren}), rattaché à {sivos.epci.name}.")
 
 
@@ -42,9 +44,10 @@ def add_sivos_command(siren: str, name: str, communes: tuple[str, ...], epci_sir
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @with_appcontext
 def import_sivos_command(path: Path) -> None:
-    """Create SIVOS from a CSV file (columns: siren, nom, communes, epci)."""
+    """Create SIVOS from a CSV file (columns: siren, nom, communes, epci); all lines or none."""
     try:
         created = services.import_sivos_csv(path)
-    except services.TerritoryError as error:
-        raise click.ClickException(str(error)) from error
+    except services.SivosImportError as error:
+        raise click.ClickException("Aucun SIVOS importé :\n" + "\n".join(error.problems)) from error
+    db.session.commit()
     click.echo(f"{len(created)} SIVOS créés.")
