@@ -133,7 +133,7 @@ def test_a_csv_with_bad_lines_reports_each_one_and_imports_none(client, session,
 
 
 def test_a_good_csv_imports_every_line_and_is_audited(client, session, admin):
-    content = ("siren,nom,communes\n200012345,SIVOS un,21005 21057\n200012347,SIVOS deux,21001\n").encode()
+    content = (b"siren,nom,communes\n200012345,SIVOS un,21005 21057\n200012347,SIVOS deux,21001\n")
     response = upload(client, "/administration/territoire/sivos/import", content, "sivos.csv")
     assert response.status_code == 302
     assert {s.name for s in session.scalars(select(Sivos))} >= {"SIVOS un", "SIVOS deux"}
@@ -233,7 +233,8 @@ def test_the_reference_preview_lists_a_commune_crossing_1000_and_changes_nothing
     response = client.post("/administration/territoire/referentiel/appliquer", data={"digest": digest})
     assert response.status_code == 302
     session.expire_all()
-    assert (agencourt.population, agencourt.population_year, ahuy.population) == (1000, 2024, 999)
+    assert (agencourt.population, agencourt.population_year, ahuy.population, agey.population) == (
+        1000, 2024, 999, 300)
     assert submitted.population == 416  # frozen at submission
     assert draft.population is None
     [event] = events("refresh_territory")
