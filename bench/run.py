@@ -342,7 +342,7 @@ def job_figures(app) -> dict:
                                  ("deadline job, first run", deadline, after)):
             with StatementCounter(db.engine) as counter:
                 start = time.perf_counter()
-                summary_text = run_job(name, now)
+                summary_text = run_job(name, now=now)
                 elapsed = time.perf_counter() - start
             db.session.remove()
             results[label] = {"job": name, "drafts": drafts, "seconds": round(elapsed, 2),

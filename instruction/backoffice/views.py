@@ -104,8 +104,20 @@ def queue():
 # --- the dossier page ----------------------------------------------------------------------------
 
 
-def _load(dossier_id: int) -> Dossier:
-    """The dossier with everything its page shows; 404 for a draft (it is the applicant's)."""
+# What the dossier page shows, loaded with it (no lazy load while rendering).
+_PAGE_OPTIONS = (
+    selectinload(Dossier.lines).selectinload(ExpenseLine.documents),
+    selectinload(Dossier.documents),
+    selectinload(Dossier.events).joinedload(AuditEvent.actor),
+    selectinload(Dossier.payments).joinedload(Payment.recorded_by),
+    selectinload(Dossier.messages).joinedload(DossierMessage.author),
+)
+
+
+def _load(dossier_id: int, *, for_page: bool = True) -> Dossier:
+    """The dossier with everything its page shows (``for_page``), or only with what an action
+    needs (its applicant, campaign, assignee: an action redirects, it renders nothing); 404 for a
+    draft (it is the applicant's)."""
     if not 0 < dossier_id <= MAX_ID:
         abort(404)  # beyond the INTEGER column: the database would refuse the parameter
     dossier = db.session.scalar(
@@ -113,11 +125,7 @@ def _load(dossier_id: int) -> Dossier:
         .options(
             joinedload(Dossier.collectivite).joinedload(Collectivite.epci),
             joinedload(Dossier.campaign), joinedload(Dossier.assigned_to),
-            selectinload(Dossier.lines).selectinload(ExpenseLine.documents),
-            selectinload(Dossier.documents),
-            selectinload(Dossier.events).joinedload(AuditEvent.actor),
-            selectinload(Dossier.payments).joinedload(Payment.recorded_by),
-            selectinload(Dossier.messages).joinedload(DossierMessage.author),
+            *(_PAGE_OPTIONS if for_page else ()),
         )
         .execution_options(populate_existing=True))
     if dossier is None or dossier.state == "draft" or not can_see(current_user, dossier):
@@ -225,7 +233,7 @@ def act(dossier_id: int, action: str):
     input: 400; refused by the service: its status (400/403/409) with its French message."""
     if action not in TRANSITIONS:
         abort(404)
-    dossier = _load(dossier_id)
+    dossier = _load(dossier_id, for_page=False)
     now = clock.now()
     if not TRANSITIONS[action].allows_role(services.context_for(_actor(), now)):
         return _render_dossier(dossier_id, error=FORBIDDEN, status=403)
