@@ -6,7 +6,7 @@ INSTRUCTION := $(BIN)/instruction
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run setup install test test-fast lint browser-deps pdf-deps services clean-db
+.PHONY: run setup install test test-faults test-fast lint browser-deps pdf-deps services clean-db
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ services:
 ## test: the whole suite on real PostgreSQL, Redis, SMTP sink and headless Chromium.
 test: install services browser-deps
 	$(BIN)/pytest -q
+
+## test-faults: faults against real services (private PostgreSQL and Redis stopped and restarted,
+## the worker killed, SMTP refusing, uploads unwritable), and the fuzzing with more examples; slow,
+## so apart from `make test`.
+test-faults: install services
+	FUZZ_EXAMPLES=8 FUZZ_MAX_EXAMPLES=40 $(BIN)/pytest -q --faults tests/faults tests/test_fuzz.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -8,6 +8,7 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
+from sqlalchemy.exc import SQLAlchemyError
 
 from instruction.db import Base
 
@@ -22,6 +23,8 @@ def init_extensions(app: Flask) -> None:
     import instruction.models  # noqa: F401  (registers every model on the metadata)
 
     db.init_app(app)
+    app.teardown_appcontext_funcs.remove(db._teardown_session)
+    app.teardown_appcontext(_end_session)
     migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"), render_as_batch=True,
                      compare_type=True)
     csrf.init_app(app)
@@ -32,3 +35,15 @@ def init_extensions(app: Flask) -> None:
     login_manager.login_message_category = "warning"
     from instruction.notifications import init_app as init_notifications  # dispatch, unread badge
     init_notifications(app)
+
+
+def _end_session(error: BaseException | None) -> None:
+    """Flask-SQLAlchemy's end of request, when the connection may be dead: while PostgreSQL
+    restarts, the ROLLBACK of ``session.remove()`` raises after the French 503 was rendered, and
+    gunicorn would answer its own English 500 instead. The dead connection is invalidated (the pool
+    opens a new one for the next request) and the session forgotten."""
+    try:
+        db.session.remove()
+    except SQLAlchemyError:
+        db.session.registry().invalidate()
+        db.session.registry.clear()

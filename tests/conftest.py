@@ -24,6 +24,18 @@ TEST_DATABASE_URL = os.environ.get(
 )
 
 
+def pytest_addoption(parser):
+    parser.addoption("--faults", action="store_true",
+                     help="also collect tests/faults: private servers stopped and killed (make test-faults)")
+
+
+def pytest_ignore_collect(collection_path, config):
+    """The fault tests are slow: they run with ``--faults`` (``make test-faults``), not in ``make test``."""
+    if collection_path == Path(__file__).parent / "faults" and not config.getoption("--faults"):
+        return True
+    return None
+
+
 def sibling_database_url(suffix: str) -> str:
     """Another database on the same server, for tests that need committed data of their own."""
     url = sa.make_url(TEST_DATABASE_URL)
