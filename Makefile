@@ -6,7 +6,7 @@ INSTRUCTION := $(BIN)/instruction
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run setup install test test-faults test-fast lint browser-deps pdf-deps services clean-db
+.PHONY: run setup install test test-faults test-fast lint browser-deps pdf-deps faketime-deps services clean-db
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,11 +46,18 @@ browser-deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || { echo "ERROR: could not install chromium (apt-get install chromium)"; exit 1; }; }
 
+## faketime-deps: Debian's faketime, to run the setup chain under a clock set years ahead.
+faketime-deps:
+	@command -v faketime >/dev/null 2>&1 || { \
+	  echo "Installing Debian's faketime for the tests on a future date..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null) \
+	  || { echo "ERROR: could not install faketime (apt-get install faketime)"; exit 1; }; }
+
 services:
 	@scripts/ensure_services.sh
 
 ## test: the whole suite on real PostgreSQL, Redis, SMTP sink and headless Chromium.
-test: install services browser-deps
+test: install services browser-deps faketime-deps
 	$(BIN)/pytest -q
 
 ## test-faults: faults against real services (private PostgreSQL and Redis stopped and restarted,

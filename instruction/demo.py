@@ -1,14 +1,15 @@
 """Demo accounts and dossiers, so that a fresh `make run` shows a working back-office.
 
-Dossiers are brought to their states through the services, as users would, on the demo campaign
-(whose deadline is in the future). Accounts get random passwords, printed at start and kept in
+Dossiers are brought to their states through the services, as users would, on the demo campaign,
+whose window is set around the day the demo is loaded (``demo_window``): the demo works whatever
+the date. Accounts get random passwords, printed at start and kept in
 ``instance/demo-credentials.txt``.
 """
 
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,10 +26,14 @@ from instruction.dossiers import services
 from instruction.dossiers.models import Dossier
 from instruction.dossiers.workflow import TRANSITIONS, path_to
 from instruction.extensions import db
-from instruction.rules.parameters import paris_date
+from instruction.rules.parameters import PARIS, paris_date
 from instruction.territory.models import Commune, Epci
 
 DEMO_CAMPAIGN = "demo"
+# The demo campaign opened about six months before the demo was loaded, and takes submissions for
+# a year after it.
+DEMO_OPENED_BEFORE = timedelta(days=182)
+DEMO_OPEN_AFTER = timedelta(days=365)
 # (e-mail, name, role, INSEE code or SIREN of the collectivité)
 DEMO_ACCOUNTS = [
     ("mairie@agencourt.exemple.fr", "Claire Martin (mairie d'Agencourt)", "applicant", "21001"),
@@ -133,7 +138,22 @@ def load_demo(*, now: datetime) -> list[str]:
     return created_lines
 
 
+def _paris_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=PARIS)
+
+
+def demo_window(now: datetime) -> tuple[datetime, datetime]:
+    """(opens_at, deadline) of the demo campaign loaded at ``now``: Paris midnights, the deadline
+    being the first instant refused."""
+    today = paris_date(now)
+    return (_paris_midnight(today - DEMO_OPENED_BEFORE),
+            _paris_midnight(today + DEMO_OPEN_AFTER + timedelta(days=1)))
+
+
 def _demo_dossiers(campaign: Campaign, now: datetime) -> None:
+    campaign.opens_at, campaign.deadline_at = demo_window(now)
+    campaign.dates_set_by_admin = True  # the demo's dates are its own: `campaigns load` keeps them
+    db.session.flush()
     applicants = [find_user_by_email(account[0]) for account in DEMO_ACCOUNTS[:2]]
     instructor, finance = (find_user_by_email(DEMO_ACCOUNTS[i][0]) for i in (2, 3))
     for who, aid, title, lines, state in DEMO_DOSSIERS:
