@@ -34,18 +34,31 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(simulate_command)
 
 
+def served_url(host: str, port: int) -> str:
+    """The address ``serve`` answers at: the links in e-mails when ``BASE_URL`` is not set."""
+    if host in ("", "0.0.0.0", "::"):  # every interface: the local one answers for sure
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--worker/--no-worker", default=True, show_default=True,
               help="Also run the Celery worker and beat (a child process, same environment).")
 def serve_command(host: str, port: int, worker: bool) -> None:
-    """Serve the web application (embedded default: for a demo or a workstation)."""
+    """Serve the web application (embedded default: for a demo or a workstation). Without
+    ``BASE_URL``, links in e-mails (sent by this process and by its worker) point here."""
+    import os
     import signal
     import subprocess
     import sys
     from pathlib import Path
 
+    if not os.environ.get("BASE_URL"):
+        os.environ["BASE_URL"] = served_url(host, port)
     app = _create_app()
     child = None
     if worker:  # worker and beat in one process; stopped when the server stops

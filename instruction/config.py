@@ -64,7 +64,7 @@ def load_config(instance: Path, overrides: dict) -> dict:
         "SMTP_PASSWORD": os.environ.get("SMTP_PASSWORD", ""),
         "SMTP_STARTTLS": _bool("SMTP_STARTTLS", False),
         "MAIL_FROM": os.environ.get("MAIL_FROM", "aides-numeriques@bourgognefranchecomte.fr"),
-        "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000"),
+        "BASE_URL": os.environ.get("BASE_URL") or "http://127.0.0.1:5000",
         "SMTP_TIMEOUT": float(os.environ.get("SMTP_TIMEOUT", 30)),
         # Notifications and the worker (docs/worker.md).
         "NOTIFICATION_RATE": os.environ.get("NOTIFICATION_RATE", "60/m"),
