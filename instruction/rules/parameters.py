@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cache
@@ -138,11 +138,18 @@ class AidParameters:
     title: str
     cap_scope: str
     dated: MappingProxyType  # name -> DatedParameter
+    # Rules already read, by Paris day: values change from one day to the next, never within one.
+    _by_day: dict = field(default_factory=dict, compare=False, repr=False)
 
     def rules_at(self, instant: datetime | date) -> AidRules:
-        values = {name: p.value_at(instant) for name, p in self.dated.items()}
-        values.setdefault("ville_centre_only", False)
-        return AidRules(aid=self.aid, title=self.title, cap_scope=self.cap_scope, **values)
+        day = paris_date(instant)
+        found = self._by_day.get(day)
+        if found is None:
+            values = {name: p.value_at(day) for name, p in self.dated.items()}
+            values.setdefault("ville_centre_only", False)
+            found = self._by_day[day] = AidRules(aid=self.aid, title=self.title,
+                                                 cap_scope=self.cap_scope, **values)
+        return found
 
 
 @dataclass(frozen=True)
