@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from io import BytesIO
+from secrets import token_urlsafe
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -128,8 +129,11 @@ EXPECTED: dict[str, Row] = {
     "POST backoffice.act":              Row(LOGIN,    403,        403,        302,       403,    302),
     "POST backoffice.act on granted":   Row(LOGIN,    403,        403,        403,       302,    302, on="granted",
                                             args={"action": "payment_action"},
-                                            data={"amount": "100,00", "paid_on": "20/11/2026",
-                                                  "reference": "Mandat 42"}),
+                                            data=lambda: {"amount": "100,00", "paid_on": "28/11/2026",
+                                                          "reference": "Mandat 42", "token": token_urlsafe(24)}),
+    "POST backoffice.cancel_payment":   Row(LOGIN,    403,        403,        403,       302,    302, on="granted",
+                                            args={"payment_id": "payment_id"},
+                                            data=lambda: {"reason": "Saisi par erreur", "token": token_urlsafe(24)}),
     "GET backoffice.epci_envelopes":    STAFF_PAGE,
 
     # --- documents

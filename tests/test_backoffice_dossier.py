@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html as html_lib
 import re
+import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -31,8 +32,15 @@ def page(client, dossier, **args):
     return text(response)
 
 
+MONEY_ACTIONS = ("grant", "record_payment", "record_final_payment", "cancel_grant")
+
+
 def act(client, dossier, action, data=None, **args):
-    return client.post(f"/instruction/dossiers/{dossier.id}/actions/{action}", data=data or {},
+    """POST an action; a form that moves money gets a fresh one-time token unless one is given."""
+    data = dict(data or {})
+    if action in MONEY_ACTIONS:
+        data.setdefault("token", secrets.token_urlsafe(24))
+    return client.post(f"/instruction/dossiers/{dossier.id}/actions/{action}", data=data,
                        query_string=args)
 
 
@@ -337,14 +345,14 @@ def test_partial_then_over_then_final_payment(client, session):
     assert 'data-action="record_payment"' in body and 'id="payment-final"' in body
     assert figure(section(body, "payments"), "left-to-pay") == "4 000,00 €"
 
-    response = act(client, dossier, "record_payment", {"amount": "1 000,00", "paid_on": "2026-11-21",
+    response = act(client, dossier, "record_payment", {"amount": "1 000,00", "paid_on": "2026-11-28",
                                                        "reference": "MANDAT-1"})
     assert response.status_code == 302
     assert "Versement de 1 000,00 € enregistré." in text(client.get(response.headers["Location"]))
     session.refresh(dossier)
     assert dossier.state == "granted" and dossier.paid_amount == Decimal("1000.00")
 
-    response = act(client, dossier, "record_payment", {"amount": "3000,01", "paid_on": "2026-11-22",
+    response = act(client, dossier, "record_payment", {"amount": "3000,01", "paid_on": "2026-11-28",
                                                        "reference": "MANDAT-2"})
     assert response.status_code == 400
     assert ("Le versement dépasse le montant attribué : 4 000,00 € attribués, 1 000,00 € déjà versés, "
@@ -352,8 +360,15 @@ def test_partial_then_over_then_final_payment(client, session):
     session.refresh(dossier)
     assert dossier.paid_amount == Decimal("1000.00") and len(dossier.payments) == 1
 
-    response = act(client, dossier, "record_payment", {"amount": "2500", "paid_on": "23/11/2026",
-                                                       "reference": "MANDAT-3", "final": "y"})
+    final = {"amount": "2500", "paid_on": "30/11/2026", "reference": "MANDAT-3", "final": "y"}
+    response = act(client, dossier, "record_payment", final)  # below the grant: confirm first
+    assert response.status_code == 200
+    assert ("Ce versement final solde le dossier à 3 500,00 € pour 4 000,00 € attribués : 500,00 € "
+            "seront rendus à l'enveloppe") in text(response)
+    assert 'name="confirmed_release" type="hidden" value="500,00"' in response.get_data(as_text=True)
+    session.refresh(dossier)
+    assert dossier.state == "granted" and len(dossier.payments) == 1
+    response = act(client, dossier, "record_payment", {**final, "confirmed_release": "500,00"})
     assert response.status_code == 302
     assert "Le dossier est soldé : 3 500,00 € versés au total." in text(client.get(response.headers["Location"]))
     session.refresh(dossier)
@@ -361,14 +376,15 @@ def test_partial_then_over_then_final_payment(client, session):
     envelope = session.scalar(select(Envelope).where(Envelope.scope == "epci:200000925"))
     assert envelope.consumed == Decimal("3500.00")  # the unpaid 500 € released
     payments = section(page(client, dossier), "payments")
-    assert "MANDAT-1" in payments and "MANDAT-3" in payments and "23 novembre 2026" in payments
+    assert "MANDAT-1" in payments and "MANDAT-3" in payments and "30 novembre 2026" in payments
 
 
 def test_final_payment_route_marks_the_dossier_paid(client, session):
     dossier = factories.dossier("granted")
     factories.staff_logged_in(client, session, "finance")
-    response = act(client, dossier, "record_final_payment", {"amount": "100", "paid_on": "2026-11-21",
-                                                             "reference": "SOLDE"})
+    response = act(client, dossier, "record_final_payment", {"amount": "100", "paid_on": "2026-11-28",
+                                                             "reference": "SOLDE",
+                                                             "confirmed_release": "3 900,00"})
     assert response.status_code == 302
     session.refresh(dossier)
     assert dossier.state == "paid" and dossier.paid_amount == Decimal("100.00")

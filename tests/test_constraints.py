@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from instruction.dossiers.models import Dossier, Envelope, ExpenseLine
+from instruction.dossiers.models import Dossier, Envelope, ExpenseLine, Payment
 from instruction.extensions import db
 from tests import factories
 
@@ -38,6 +39,9 @@ def test_dossier_invariants(session, values):
 
 def test_a_valid_change_passes(session):
     dossier = factories.dossier("granted")
+    db.session.add(Payment(dossier_id=dossier.id, amount=Decimal("4000.00"), paid_on=date(2026, 11, 28),
+                           reference="M-1", budget_year=2026, is_final=True))
+    db.session.flush()
     assert not violates(update(Dossier).where(Dossier.id == dossier.id).values(paid_amount=Decimal("4000.00")))
 
 

@@ -38,6 +38,7 @@ EXPECTED = {
     "reopen": ({"admin"}, {"ineligible", "refused"}, "received"),
     "assign": (STAFF, VISIBLE, None),
     "extend_deadline": ({"admin"}, {"draft", "expired"}, "draft"),
+    "cancel_payment": ({"finance", "admin"}, {"granted", "paid"}, "granted"),
 }
 ALL_STATES = ("draft", "received", "incomplete", "eligible", "granted", "paid", "ineligible",
               "refused", "withdrawn", "expired")
@@ -49,9 +50,15 @@ def call(action, dossier, actor, now=NOW):
         return getattr(services, action)(dossier, actor, "Motif de test", now=now)
     if action == "resubmit":
         return services.resubmit(dossier, actor, "Voici la pièce.", now=now)
+    if action == "cancel_payment":
+        if dossier.state == "granted" and not dossier.payments:  # a payment to cancel
+            services.record_payment(dossier, factories.staff("finance"), amount=Decimal("100.00"),
+                                    paid_on=date(2026, 11, 28), reference="MANDAT-43", final=False, now=now)
+        payment_id = dossier.payments[-1].id if dossier.payments else 0
+        return services.cancel_payment(dossier, payment_id, actor, "Saisi par erreur", now=now)
     if action in ("record_payment", "record_final_payment"):
         amount = Decimal("100.00") if action == "record_payment" else dossier.granted_amount or Decimal("100.00")
-        return services.record_payment(dossier, actor, amount=amount, paid_on=date(2026, 11, 22),
+        return services.record_payment(dossier, actor, amount=amount, paid_on=date(2026, 11, 28),
                                        reference="MANDAT-42", final=action == "record_final_payment", now=now)
     if action == "expire":
         return services.expire(dossier, actor, now=AFTER_DEADLINE)
@@ -224,14 +231,17 @@ def test_refused_or_cancelled_grants_release_the_envelope(session):
 def test_partial_then_final_payment_releases_the_unpaid_remainder(session):
     dossier = factories.dossier("granted", aid=2)  # 4,000.00 granted
     finance = factories.staff("finance")
-    services.record_payment(dossier, finance, amount=Decimal("1000.00"), paid_on=date(2026, 11, 21),
+    services.record_payment(dossier, finance, amount=Decimal("1000.00"), paid_on=date(2026, 11, 28),
                             reference="M-1", final=False, now=NOW)
     assert dossier.state == "granted" and dossier.paid_amount == Decimal("1000.00")
     with pytest.raises(services.InvalidAction, match="dépasse le montant attribué"):
-        services.record_payment(dossier, finance, amount=Decimal("3000.01"), paid_on=date(2026, 11, 22),
+        services.record_payment(dossier, finance, amount=Decimal("3000.01"), paid_on=date(2026, 11, 28),
                                 reference="M-2", final=False, now=NOW)
-    services.record_payment(dossier, finance, amount=Decimal("2500.00"), paid_on=date(2026, 11, 23),
-                            reference="M-3", final=True, now=NOW)
+    with pytest.raises(services.ConfirmationRequired, match="500,00.€ seront rendus à l'enveloppe"):
+        services.record_payment(dossier, finance, amount=Decimal("2500.00"), paid_on=date(2026, 11, 28),
+                                reference="M-3", final=True, now=NOW)
+    services.record_payment(dossier, finance, amount=Decimal("2500.00"), paid_on=date(2026, 11, 28),
+                            reference="M-3", final=True, now=NOW, confirmed_release=Decimal("500.00"))
     assert dossier.state == "paid" and dossier.paid_amount == Decimal("3500.00")
     envelope = session.scalar(select(Envelope).where(Envelope.scope == "epci:200000925"))
     assert envelope.consumed == Decimal("3500.00")
@@ -240,7 +250,7 @@ def test_partial_then_final_payment_releases_the_unpaid_remainder(session):
 def test_payments_summing_to_the_grant_mark_it_paid(session):
     dossier = factories.dossier("granted", aid=2)
     services.record_payment(dossier, factories.staff("finance"), amount=Decimal("4000.00"),
-                            paid_on=date(2026, 11, 21), reference="M-1", final=False, now=NOW)
+                            paid_on=date(2026, 11, 28), reference="M-1", final=False, now=NOW)
     assert dossier.state == "paid"
 
 

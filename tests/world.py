@@ -9,6 +9,7 @@ objects): a route whose URL has an argument not listed here makes the matrix fai
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from instruction.accounts import services as accounts
 from instruction.accounts.models import User
 from instruction.documents import services as documents
+from instruction.dossiers import services as dossiers_services
 from instruction.dossiers.models import Dossier
 from instruction.extensions import db
 from instruction.notifications.models import Delivery, OutboxMessage
@@ -50,6 +52,9 @@ def build_world(session) -> World:
     }
     session.flush()
     dossiers = {state: factories.dossier(state, collectivite=epci_a) for state in SUBJECTS}
+    dossiers_services.record_payment(  # a payment of the granted dossier, to cancel
+        dossiers["granted"], users["finance"], amount=Decimal("10.00"), paid_on=factories.NOW.date(),
+        reference="MATRICE-1", final=False, now=factories.NOW)
     pending = factories.user("applicant", collectivite=epci_a, confirmed=False, approved=False)
     message = OutboxMessage(key=f"world-{pending.id}", kind="dossier_received", dossier=dossiers["received"],
                             context={"reference": dossiers["received"].reference},
@@ -68,6 +73,7 @@ def build_world(session) -> World:
         "bootstrap_file": "css/bootstrap.min.css",
         "action": "declare_eligible",  # an instructor's action on a received dossier
         "payment_action": "record_payment",  # finance's action on a granted dossier
+        "payment_id": dossiers["granted"].payments[0].id,
     }
     values = {}
     for state, dossier in dossiers.items():

@@ -4,12 +4,13 @@ services decide whether the action is allowed and whether the amount fits."""
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import datetime
 from decimal import Decimal
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, StringField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length
+from wtforms import BooleanField, DateField, HiddenField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from instruction.dossiers.workflow import TRANSITIONS
 
@@ -86,11 +87,37 @@ class ReasonForm(FlaskForm):
     ])
 
 
-class GrantForm(FlaskForm):
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class OneTimeForm(FlaskForm):
+    """A form that moves money carries a one-time token: sent twice (a double click, a replayed
+    POST), it is done once (see ``services._claim``)."""
+
+    token = HiddenField(default=new_token, validators=[
+        DataRequired("Le formulaire est incomplet : rechargez la page et recommencez."),
+        Length(min=16, max=64, message="Le formulaire est incomplet : rechargez la page et recommencez."),
+    ])
+
+
+class HiddenEurosField(EurosField):
+    widget = HiddenField.widget
+
+
+class GrantForm(OneTimeForm):
     amount = EurosField("Montant attribué (€ HT)", validators=[InputRequired("Indiquez le montant attribué.")])
 
 
-class PaymentForm(FlaskForm):
+class CancelGrantForm(OneTimeForm, ReasonForm):
+    pass
+
+
+class CancelPaymentForm(OneTimeForm, ReasonForm):
+    pass
+
+
+class PaymentForm(OneTimeForm):
     amount = EurosField("Montant du versement (€)", validators=[InputRequired("Indiquez le montant du versement.")])
     paid_on = FrenchDateField("Date du versement", validators=[InputRequired("Indiquez la date du versement.")])
     reference = StringField("Référence (mandat, titre…)", filters=[strip], validators=[
@@ -98,6 +125,8 @@ class PaymentForm(FlaskForm):
         Length(max=100, message="La référence ne peut pas dépasser 100 caractères."),
     ])
     final = BooleanField("Versement final : solde le dossier et libère le reste non versé de l'enveloppe")
+    # Set by the confirmation step of a final payment below the grant: the amount it releases.
+    confirmed_release = HiddenEurosField(validators=[Optional()])
 
 
 REASON_LABELS = {
@@ -105,6 +134,7 @@ REASON_LABELS = {
     "declare_ineligible": "Motif d'inéligibilité",
     "refuse": "Motif du refus",
     "cancel_grant": "Motif de l'annulation",
+    "cancel_payment": "Motif de l'annulation du versement",
     "reopen": "Motif de la réouverture",
     "withdraw": "Motif du retrait",
 }
@@ -116,6 +146,10 @@ def form_class(action: str) -> type[FlaskForm]:
         return GrantForm
     if action in PAYMENT_ACTIONS:
         return PaymentForm
+    if action == "cancel_grant":
+        return CancelGrantForm
+    if action == "cancel_payment":
+        return CancelPaymentForm
     if action in TRANSITIONS and TRANSITIONS[action].needs_reason:
         return ReasonForm
     return ActionForm

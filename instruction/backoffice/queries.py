@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Boolean, ColumnElement, Select, and_, case, func, or_, select
@@ -52,18 +53,22 @@ class Tab:
     label: str
     states: tuple[str, ...] = VISIBLE_STATES
     mine: bool = False  # only the dossiers assigned to the current user
+    money: bool = False  # finance's tabs: granted, paid and left to pay, with totals
 
 
 TABS: dict[str, Tab] = {t.key: t for t in (
     Tab("a-instruire", "À instruire", PENDING_STATES),
-    Tab("decides", "Décidés", tuple(s for s in CONSUMING_STATES if s not in CLOSED_STATES)),
-    Tab("verses", "Versés", tuple(s for s in CONSUMING_STATES if s in CLOSED_STATES)),
+    Tab("decides", "Décidés", tuple(s for s in CONSUMING_STATES if s not in CLOSED_STATES), money=True),
+    Tab("verses", "Versés", tuple(s for s in CONSUMING_STATES if s in CLOSED_STATES), money=True),
     Tab("clos", "Clos", tuple(s for s in CLOSED_STATES if s not in CONSUMING_STATES)),
     Tab("tous", "Tous"),
     Tab("mes-dossiers", "Mes dossiers", mine=True),
 )}
 
 Assignee = aliased(User, name="assignee")
+# Granted and not yet paid; nothing is left once the balance is paid (the rest went back to the envelope).
+LEFT_TO_PAY = case((Dossier.state.in_(tuple(s for s in CONSUMING_STATES if s not in CLOSED_STATES)),
+                    Dossier.granted_amount - func.coalesce(Dossier.paid_amount, 0)), else_=0)
 _STATE_ORDER = case({state: index for index, state in enumerate(STATES)}, value=Dossier.state)
 # Sort key in the URL -> (column header, SQL expression). Whitelisted: nothing else is accepted.
 SORTS: dict[str, tuple[str, object]] = {
@@ -74,8 +79,18 @@ SORTS: dict[str, tuple[str, object]] = {
     "depose": ("Déposé le", Dossier.submitted_at),
     "demande": ("Montant demandé", Dossier.requested_amount),
     "calcule": ("Montant calculé", Dossier.computed_amount),
+    "attribue": ("Attribué", Dossier.granted_amount),
+    "verse": ("Versé", Dossier.paid_amount),
+    "reste": ("Reste à verser", LEFT_TO_PAY),
     "instructeur": ("Instructeur", Assignee.full_name),
 }
+# The amount columns of a tab: what was asked while instructing, what was decided and paid after.
+AMOUNT_SORTS = {False: ("demande", "calcule"), True: ("attribue", "verse", "reste")}
+
+
+def sorts_for(tab: Tab) -> dict[str, tuple[str, object]]:
+    hidden = AMOUNT_SORTS[not tab.money]
+    return {key: value for key, value in SORTS.items() if key not in hidden}
 DEFAULT_SORT = "depose"  # oldest submissions first: they wait the longest
 
 
@@ -407,6 +422,7 @@ class Page:
     total: int
     page: int
     pages: int
+    totals: MoneyTotals | None = None
 
     @property
     def first_index(self) -> int:
@@ -417,8 +433,59 @@ class Page:
         return min(self.page * PER_PAGE, self.total)
 
 
+@dataclass(frozen=True)
+class MoneyTotals:
+    granted: Decimal
+    paid: Decimal
+    left: Decimal
+
+
+def money_totals(f: QueueFilters) -> MoneyTotals:
+    """Granted, paid and left to pay over the whole filtered tab (every page), in one query."""
+    row = db.session.execute(
+        select(func.coalesce(func.sum(Dossier.granted_amount), 0),
+               func.coalesce(func.sum(Dossier.paid_amount), 0),
+               func.coalesce(func.sum(LEFT_TO_PAY), 0))
+        .select_from(Dossier).join(Collectivite, Dossier.collectivite_id == Collectivite.id)
+        .where(*_conditions(f))).one()
+    granted, paid, left = (Decimal(str(v)).quantize(Decimal("0.01")) for v in row)
+    return MoneyTotals(granted=granted, paid=paid, left=left)
+
+
+@dataclass(frozen=True)
+class AidMoney:
+    aid_number: int
+    title: str
+    committed: Decimal  # what the envelopes hold: grants not yet paid off, and what was paid
+    paid: Decimal
+    left: Decimal
+
+
+def money_by_aid(campaign_id: int) -> list[AidMoney]:
+    """Finance's home: committed, paid and left to pay per aid of a campaign (one query)."""
+    consuming = tuple(CONSUMING_STATES)
+    balance_paid = tuple(s for s in CONSUMING_STATES if s in CLOSED_STATES)
+    committed = case((Dossier.state.in_(balance_paid), func.coalesce(Dossier.paid_amount, 0)),
+                     else_=Dossier.granted_amount)
+    rows = db.session.execute(
+        select(Aid.number, Aid.title,
+               func.coalesce(func.sum(committed), 0), func.coalesce(func.sum(Dossier.paid_amount), 0),
+               func.coalesce(func.sum(LEFT_TO_PAY), 0))
+        .select_from(Aid)
+        .outerjoin(Dossier, and_(Dossier.campaign_id == Aid.campaign_id, Dossier.aid_number == Aid.number,
+                                 Dossier.state.in_(consuming)))
+        .where(Aid.campaign_id == campaign_id)
+        .group_by(Aid.number, Aid.title).order_by(Aid.number)).all()
+
+    def euros(value) -> Decimal:
+        return Decimal(str(value)).quantize(Decimal("0.01"))
+
+    return [AidMoney(number, title, euros(c), euros(p), euros(left)) for number, title, c, p, left in rows]
+
+
 def queue_page(f: QueueFilters) -> Page:
-    """Counts first (one query), then the ids of the requested page (one query), then its rows."""
+    """Counts first (one query), then the ids of the requested page (one query), then its rows;
+    on finance's tabs, the totals of the filtered tab (one query)."""
     counts = tab_counts(f)
     total = counts[f.tab]
     pages = max(1, -(-total // PER_PAGE))
@@ -429,7 +496,9 @@ def queue_page(f: QueueFilters) -> Page:
         page = pages
     ids = list(db.session.scalars(page_ids_select(f, PER_PAGE, (page - 1) * PER_PAGE)))
     dossiers = list(db.session.scalars(rows_select(f).where(Dossier.id.in_(ids)))) if ids else []
-    return Page(filters=f, counts=counts, dossiers=dossiers, total=total, page=page, pages=pages)
+    totals = money_totals(f) if TABS[f.tab].money else None
+    return Page(filters=f, counts=counts, dossiers=dossiers, total=total, page=page, pages=pages,
+                totals=totals)
 
 
 @dataclass(frozen=True)

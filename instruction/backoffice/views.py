@@ -18,6 +18,7 @@ from instruction.backoffice.forms import (
     PAYMENT_ACTIONS,
     REASON_LABELS,
     ActionForm,
+    CancelPaymentForm,
     GrantForm,
     PaymentForm,
     first_error,
@@ -67,9 +68,15 @@ def queue_counts() -> dict[str, int]:
         tab=queries.default_tab(current_user.role), role=current_user.role, user_id=current_user.id))
 
 
+def money_by_aid() -> tuple[Campaign | None, list[queries.AidMoney]]:
+    """Finance's home: committed, paid and left to pay per aid of the current campaign."""
+    campaign = current_campaign()
+    return campaign, (queries.money_by_aid(campaign.id) if campaign else [])
+
+
 @bp.app_context_processor
 def home_helpers():
-    return {"queue_counts": queue_counts, "queue_tabs": queries.tabs_for}
+    return {"queue_counts": queue_counts, "queue_tabs": queries.tabs_for, "money_by_aid": money_by_aid}
 
 
 @bp.context_processor
@@ -95,7 +102,7 @@ def queue():
     page = queries.queue_page(_filters(options))
     return render_template(
         "backoffice/queue.html", page=page, filters=page.filters, options=options,
-        tabs=queries.tabs_for(current_user.role), sorts=queries.SORTS,
+        tabs=queries.tabs_for(current_user.role), sorts=queries.sorts_for(queries.TABS[page.filters.tab]),
         state_choices=queries.STATE_CHOICES, kind_choices=queries.KIND_CHOICES,
         can_take=current_user.role in queries.ASSIGNABLE_ROLES, unassigned=queries.UNASSIGNED,
     )
@@ -109,7 +116,7 @@ _PAGE_OPTIONS = (
     selectinload(Dossier.lines).selectinload(ExpenseLine.documents),
     selectinload(Dossier.documents),
     selectinload(Dossier.events).joinedload(AuditEvent.actor),
-    selectinload(Dossier.payments).joinedload(Payment.recorded_by),
+    selectinload(Dossier.payments).options(joinedload(Payment.recorded_by), joinedload(Payment.cancelled_by)),
     selectinload(Dossier.messages).joinedload(DossierMessage.author),
 )
 
@@ -152,16 +159,28 @@ def _blank_form(action: str, dossier: Dossier, today) -> FlaskForm:
 
 
 def _render_dossier(dossier_id: int, *, error: str | None = None, status: int = 200,
-                    submitted: tuple[str, FlaskForm] | None = None):
+                    submitted: tuple[str, FlaskForm] | None = None,
+                    confirmation: services.ConfirmationRequired | None = None):
     dossier = _load(dossier_id)
     now = clock.now()
     ctx = services.context_for(_actor(), now)
-    actions = [a for a in available_actions(dossier, ctx)
-               if a.transition.action != "record_final_payment"]  # one payment form does both
+    everything = available_actions(dossier, ctx)
+    # One payment form does partial and final; each payment has its own cancellation form.
+    actions = [a for a in everything if a.transition.action != "record_final_payment"]
     forms = {a.transition.action: _blank_form(a.transition.action, dossier, paris_date(now))
              for a in actions if a.allowed}
-    if submitted and submitted[0] in forms:
-        forms[submitted[0]] = submitted[1]
+    if submitted:
+        key = "record_payment" if submitted[0] in PAYMENT_ACTIONS else submitted[0]
+        if key in forms:
+            forms[key] = submitted[1]
+    if confirmation is not None and "record_payment" in forms:
+        forms["record_payment"].confirmed_release.data = confirmation.release
+    cancel_forms = {}
+    cancelling = TRANSITIONS["cancel_payment"]
+    if cancelling.allows_role(ctx) and unavailable_reason(cancelling, dossier, ctx) is None:
+        cancel_forms = {p.id: CancelPaymentForm(formdata=None) for p in dossier.payments if p.counts}
+        if submitted and submitted[0] == "cancel_payment":
+            cancel_forms[submitted[1].payment_id] = submitted[1]
     nav_args = _nav_args()
     position = None
     if "onglet" in nav_args:
@@ -175,6 +194,7 @@ def _render_dossier(dossier_id: int, *, error: str | None = None, status: int = 
         can_take=unavailable_reason(TRANSITIONS["assign"], dossier, ctx) is None
         and TRANSITIONS["assign"].allows_role(ctx),
         take_form=ActionForm(formdata=None), per_page=queries.PER_PAGE,
+        confirmation=confirmation, cancel_forms=cancel_forms,
     ), status
 
 
@@ -189,11 +209,14 @@ def _call(action: str, dossier: Dossier, form: FlaskForm):
     if action == "assign":
         return services.assign, (dossier, actor), {}
     if action == "grant":
-        return services.grant, (dossier, actor, form.amount.data), {}
+        return services.grant, (dossier, actor, form.amount.data), {"token": form.token.data}
     if action in PAYMENT_ACTIONS:
         return services.record_payment, (dossier, actor), {
             "amount": form.amount.data, "paid_on": form.paid_on.data, "reference": form.reference.data,
-            "final": action == "record_final_payment" or bool(form.final.data)}
+            "final": action == "record_final_payment" or bool(form.final.data),
+            "token": form.token.data, "confirmed_release": form.confirmed_release.data}
+    if action == "cancel_grant":
+        return services.cancel_grant, (dossier, actor, form.reason.data), {"token": form.token.data}
     if TRANSITIONS[action].needs_reason:
         return getattr(services, action), (dossier, actor, form.reason.data), {}
     return getattr(services, action), (dossier, actor), {}
@@ -215,6 +238,7 @@ def _success_message(action: str, dossier: Dossier, form: FlaskForm) -> str:
         "declare_ineligible": "Le dossier est déclaré inéligible.",
         "refuse": "Le dossier est refusé.",
         "cancel_grant": "L'attribution est annulée : son montant est rendu à l'enveloppe.",
+        "cancel_payment": "Le versement est annulé : le montant versé du dossier est corrigé.",
         "reopen": "L'instruction du dossier est rouverte.",
     }
     return messages.get(action, f"{TRANSITIONS[action].label} : c'est fait.")
@@ -231,8 +255,8 @@ def _safe_return(target: str | None) -> str | None:
 def act(dossier_id: int, action: str):
     """One route per action. Unknown: 404; not for this role: 403 whatever was posted; invalid
     input: 400; refused by the service: its status (400/403/409) with its French message."""
-    if action not in TRANSITIONS:
-        abort(404)
+    if action not in TRANSITIONS or action == "cancel_payment":
+        abort(404)  # a payment is cancelled from its own route
     dossier = _load(dossier_id, for_page=False)
     now = clock.now()
     if not TRANSITIONS[action].allows_role(services.context_for(_actor(), now)):
@@ -241,12 +265,40 @@ def act(dossier_id: int, action: str):
     if not form.validate():
         return _render_dossier(dossier_id, error=first_error(form), status=400, submitted=(action, form))
     operation, args, kwargs = _call(action, dossier, form)
-    error = perform(operation, *args, now=now, **kwargs)
-    if error is not None:
-        return _render_dossier(dossier_id, error=error.message, status=error.status, submitted=(action, form))
-    flash(_success_message(action, dossier, form), "success")
+    return _done(perform(operation, *args, now=now, **kwargs), action, dossier, form)
+
+
+def _done(error, action: str, dossier: Dossier, form: FlaskForm):
+    """After a service: back to the dossier with a message, or the page again with the refusal (or
+    the confirmation a final payment below the grant asks for)."""
+    if isinstance(error, services.ConfirmationRequired):
+        return _render_dossier(dossier.id, submitted=(action, form), confirmation=error)
+    if isinstance(error, services.AlreadyDone):
+        flash(error.message, "info")
+    elif error is not None:
+        return _render_dossier(dossier.id, error=error.message, status=error.status, submitted=(action, form))
+    else:
+        flash(_success_message(action, dossier, form), "success")
     return redirect(_safe_return(request.form.get("retour"))
-                    or url_for("backoffice.dossier", dossier_id=dossier_id, **_nav_args()))
+                    or url_for("backoffice.dossier", dossier_id=dossier.id, **_nav_args()))
+
+
+@bp.route("/dossiers/<int:dossier_id>/versements/<int:payment_id>/annulation", methods=["POST"])
+def cancel_payment(dossier_id: int, payment_id: int):
+    """Cancel a payment recorded by mistake (finance or admin, with a reason)."""
+    dossier = _load(dossier_id)
+    payment = next((p for p in dossier.payments if p.id == payment_id), None)
+    if payment is None:
+        abort(404)
+    if not TRANSITIONS["cancel_payment"].allows_role(services.context_for(_actor(), clock.now())):
+        return _render_dossier(dossier_id, error=FORBIDDEN, status=403)
+    form = CancelPaymentForm()
+    form.payment_id = payment_id
+    if not form.validate():
+        return _render_dossier(dossier_id, error=first_error(form), status=400, submitted=("cancel_payment", form))
+    error = perform(services.cancel_payment, dossier, payment.id, _actor(), form.reason.data,
+                    now=clock.now(), token=form.token.data)
+    return _done(error, "cancel_payment", dossier, form)
 
 
 # --- envelopes of an EPCI ------------------------------------------------------------------------

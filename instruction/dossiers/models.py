@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -61,7 +62,10 @@ class Dossier(Base):
         CheckConstraint("computed_amount IS NULL OR computed_amount >= 0", name="computed_positive"),
         CheckConstraint("granted_amount IS NULL OR granted_amount >= 0", name="granted_positive"),
         CheckConstraint("paid_amount IS NULL OR paid_amount >= 0", name="paid_positive"),
-        CheckConstraint("paid_amount IS NULL OR paid_amount <= granted_amount", name="paid_within_grant"),
+        # NULLs included: a paid amount needs a granted amount to stand under.
+        CheckConstraint("paid_amount IS NULL OR (granted_amount IS NOT NULL AND paid_amount <= granted_amount)",
+                        name="paid_within_grant"),
+        CheckConstraint("paid_amount IS NULL OR state IN ('granted', 'paid')", name="paid_only_when_granted"),
         Index("ix_dossier_state_submitted", "state", "submitted_at"),
         # The queue: its default order walked in the index (state read from it), and its tab counts.
         Index("ix_dossier_queue_order", "submitted_at", "id", "state"),
@@ -271,10 +275,21 @@ class PackGrant(Base):
 
 
 class Payment(Base):
-    """A versement of a granted dossier; the final one marks it paid."""
+    """A versement of a granted dossier; the final one marks it paid.
+
+    A payment recorded by mistake is cancelled (never deleted): it then counts for nothing. Triggers
+    (see the migration ``payments_serialised``) refuse a payment on a dossier that is not granted or
+    paid and a total of payments above the granted amount; the mandate reference is unique per
+    budget year among the payments that count.
+    """
 
     __tablename__ = "payment"
-    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("cancelled_at IS NULL OR cancel_reason IS NOT NULL", name="cancel_has_reason"),
+        Index("ux_payment_reference_year", "budget_year", "reference", unique=True,
+              postgresql_where=text("cancelled_at IS NULL"), sqlite_where=text("cancelled_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
@@ -284,6 +299,28 @@ class Payment(Base):
     is_final: Mapped[bool] = mapped_column(Boolean, default=False)
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_now)
+    # The budget year (exercice) of the mandate: the calendar year of ``paid_on``.
+    budget_year: Mapped[int]
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
 
     dossier: Mapped[Dossier] = relationship(back_populates="payments")
-    recorded_by: Mapped[User | None] = relationship()
+    recorded_by: Mapped[User | None] = relationship(foreign_keys=[recorded_by_id])
+    cancelled_by: Mapped[User | None] = relationship(foreign_keys=[cancelled_by_id])
+
+    @property
+    def counts(self) -> bool:
+        return self.cancelled_at is None
+
+
+class OperationToken(Base):
+    """The one-time token of a back-office form that moves money: the same token again (a double
+    click, a replayed POST) finds its row and does nothing a second time."""
+
+    __tablename__ = "operation_token"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    done_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -26,6 +26,7 @@ from instruction.dossiers.models import (
     Dossier,
     DossierMessage,
     ExpenseLine,
+    OperationToken,
     PackGrant,
     Payment,
 )
@@ -62,6 +63,26 @@ class ActionConflict(WorkflowError):
 
 class InvalidAction(WorkflowError):
     status = 400
+
+
+class AlreadyDone(WorkflowError):
+    """The same form was sent again (double click, replayed POST): the first one did the work."""
+
+    status = 200
+
+    def __init__(self, message: str = "Ce formulaire avait déjà été envoyé : l'opération n'a été "
+                                      "enregistrée qu'une fois."):
+        super().__init__(message)
+
+
+class ConfirmationRequired(WorkflowError):
+    """A final payment below the grant: it is confirmed with the amount it releases."""
+
+    status = 200
+
+    def __init__(self, message: str, release: Decimal):
+        super().__init__(message)
+        self.release = release
 
 
 def context_for(actor: User | None, now: datetime) -> Context:
@@ -132,15 +153,20 @@ def _check(action: str, dossier: Dossier, actor: User | None, now: datetime, rea
 
 
 def _apply(action: str, dossier: Dossier, actor: User | None, now: datetime, reason: str | None,
-           extra_context: dict | None = None, event_fields: dict | None = None, **fields) -> AuditEvent:
-    """Move the dossier (with ``fields``) in one conditional UPDATE; audit and notify."""
+           extra_context: dict | None = None, event_fields: dict | None = None, *,
+           expected: dict | None = None, **fields) -> AuditEvent:
+    """Move the dossier (with ``fields``) in one conditional UPDATE; audit and notify. The UPDATE
+    matches only the state it was read in, and the ``expected`` column values (the amounts a money
+    operation computed from)."""
     transition = TRANSITIONS[action]
     from_state = dossier.state
     target = transition.target_from(from_state)
+    conditions = [getattr(Dossier, name).is_(None) if value is None else getattr(Dossier, name) == value
+                  for name, value in (expected or {}).items()]
     db.session.flush()
     result = db.session.execute(
         update(Dossier)
-        .where(Dossier.id == dossier.id, Dossier.state == from_state)
+        .where(Dossier.id == dossier.id, Dossier.state == from_state, *conditions)
         .values(state=target, updated_at=now, **fields)
         .execution_options(synchronize_session=False)
     )
@@ -171,6 +197,57 @@ def _event_context(dossier: Dossier, event: AuditEvent) -> dict:
     if dossier.granted_amount is not None:
         context["granted_amount"] = format_euros(dossier.granted_amount)
     return context
+
+
+def take(dossier: Dossier) -> None:
+    """Take the dossier for the rest of the transaction, and read it again as it is now.
+
+    PostgreSQL: a row lock (``SELECT … FOR UPDATE``): a second payment, final payment or
+    cancellation of the same dossier waits for this transaction to end, then reads what it wrote.
+    SQLite: every transaction already holds the write lock from its start (``BEGIN IMMEDIATE``)."""
+    db.session.flush()
+    db.session.execute(select(Dossier).where(Dossier.id == dossier.id).with_for_update()
+                       .execution_options(populate_existing=True)).scalar_one()
+    db.session.expire(dossier, ["payments"])
+
+
+def _amounts_read(dossier: Dossier) -> dict:
+    return {"granted_amount": dossier.granted_amount, "paid_amount": dossier.paid_amount}
+
+
+def _claim(token: str | None, dossier: Dossier, action: str, now: datetime) -> None:
+    """The form's one-time token: a second use (double click, replayed POST) is ``AlreadyDone``."""
+    if not token:
+        return
+    if db.session.get(OperationToken, token) is not None:
+        raise AlreadyDone()
+    try:
+        with db.session.begin_nested():
+            db.session.add(OperationToken(token=token, dossier_id=dossier.id, action=action, done_at=now))
+    except IntegrityError:
+        raise AlreadyDone() from None
+
+
+def _check_payment_date(dossier: Dossier, paid_on: date, now: datetime) -> None:
+    """Between the grant decision and today, in Europe/Paris."""
+    if paid_on > paris_date(now):
+        raise InvalidAction("La date du versement ne peut pas être dans le futur : enregistrez le "
+                            "versement une fois effectué.")
+    if dossier.decided_at is not None and paid_on < paris_date(dossier.decided_at):
+        raise InvalidAction(f"La date du versement ({format_date_fr(paid_on)}) ne peut pas précéder la "
+                            f"décision d'attribution du {format_date_fr(paris_date(dossier.decided_at))}.")
+
+
+def _check_reference_free(reference: str, budget_year: int) -> None:
+    """A mandate reference names one payment per budget year (cancelled payments excepted)."""
+    holder = db.session.scalar(
+        select(Dossier.reference).join(Payment, Payment.dossier_id == Dossier.id)
+        .where(Payment.budget_year == budget_year, Payment.cancelled_at.is_(None),
+               func.upper(Payment.reference) == reference.upper())
+        .limit(1))
+    if holder is not None:
+        raise InvalidAction(f"La référence « {reference} » est déjà celle d'un versement de l'exercice "
+                            f"{budget_year}, sur le dossier {holder}.")
 
 
 def _failed_findings(decision) -> str:
@@ -225,8 +302,9 @@ def declare_ineligible(dossier: Dossier, actor: User, reason: str, *, now: datet
 
 
 def grant(dossier: Dossier, actor: User, amount: Decimal | None = None, *,
-          now: datetime) -> AuditEvent:
+          now: datetime, token: str | None = None) -> AuditEvent:
     """Commit ``amount`` (default: the computed amount) to the dossier's envelope and grant it."""
+    _claim(token, dossier, "grant", now)
     _check("grant", dossier, actor, now, None)
     computed = dossier.computed_amount or Decimal("0.00")
     amount = computed if amount is None else Decimal(amount)
@@ -257,10 +335,18 @@ def refuse(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> Audi
 
 
 def record_payment(dossier: Dossier, actor: User, *, amount: Decimal, paid_on: date, reference: str,
-                   final: bool, now: datetime) -> AuditEvent:
+                   final: bool, now: datetime, token: str | None = None,
+                   confirmed_release: Decimal | None = None) -> AuditEvent:
     """A versement. The final one (or one that pays the grant in full) marks the dossier paid and
-    releases the unpaid remainder of its envelope."""
+    releases the unpaid remainder of its envelope; a final one below the grant must be confirmed
+    with the amount it releases (``confirmed_release``).
+
+    The dossier is taken first (``take``): two payments, or a payment and a cancellation, are
+    applied one after the other, each reading what the previous one wrote."""
+    take(dossier)
+    _claim(token, dossier, "record_payment", now)
     amount = Decimal(amount)
+    reference = reference.strip()
     already = dossier.paid_amount or Decimal("0.00")
     granted = dossier.granted_amount or Decimal("0.00")
     final = final or already + amount == granted
@@ -272,20 +358,63 @@ def record_payment(dossier: Dossier, actor: User, *, amount: Decimal, paid_on: d
         raise InvalidAction(
             f"Le versement dépasse le montant attribué : {format_euros(granted)} attribués, "
             f"{format_euros(already)} déjà versés, reste {format_euros(granted - already)}.")
-    if not reference.strip():
+    if not reference:
         raise InvalidAction("Indiquez la référence du versement (mandat, titre…).")
-    if paid_on > paris_date(now):
-        raise InvalidAction("La date du versement ne peut pas être dans le futur : enregistrez le "
-                            "versement une fois effectué.")
-    dossier.payments.append(Payment(amount=amount, paid_on=paid_on, reference=reference.strip(),
-                                    is_final=final, recorded_by=actor, recorded_at=now))
+    _check_payment_date(dossier, paid_on, now)
+    _check_reference_free(reference, paid_on.year)
     paid = already + amount
-    fields = {"paid_amount": paid}
+    release = granted - paid if final else Decimal("0.00")
+    if release > 0 and confirmed_release != release:
+        raise ConfirmationRequired(
+            f"Ce versement final solde le dossier à {format_euros(paid)} pour {format_euros(granted)} "
+            f"attribués : {format_euros(release)} seront rendus à l'enveloppe et ne pourront plus être "
+            f"versés sur ce dossier. Confirmez le versement final.", release)
+    payment = Payment(amount=amount, paid_on=paid_on, reference=reference, budget_year=paid_on.year,
+                      is_final=final, recorded_by=actor, recorded_at=now)
+    try:
+        with db.session.begin_nested():
+            dossier.payments.append(payment)
+            db.session.flush()
+    except IntegrityError:
+        _check_reference_free(reference, paid_on.year)  # a payment of another dossier took it meanwhile
+        raise ActionConflict("Le dossier vient d'être modifié par ailleurs : rechargez la page.") from None
+    fields: dict = {"paid_amount": paid}
     if final:
-        envelopes.release(_envelope_of(dossier, now), granted - paid)
+        envelopes.release(_envelope_of(dossier, now), release)
         fields["closed_at"] = now
-    reason = f"Versement de {format_euros(amount)} ({reference.strip()})"
-    return _apply(action, dossier, actor, now, reason, **fields)
+    reason = f"Versement de {format_euros(amount)} ({reference}), versé le {format_date_fr(paid_on)}"
+    return _apply(action, dossier, actor, now, reason, expected=_amounts_read(dossier), **fields)
+
+
+def cancel_payment(dossier: Dossier, payment_id: int, actor: User, reason: str, *, now: datetime,
+                   token: str | None = None) -> AuditEvent:
+    """A payment recorded by mistake (finance or admin, with a reason). It stays, marked cancelled,
+    and counts for nothing: the paid total goes down by its amount. A paid dossier goes back to
+    granted and its envelope takes back the remainder its balance had released."""
+    take(dossier)
+    _claim(token, dossier, "cancel_payment", now)
+    _check("cancel_payment", dossier, actor, now, reason)
+    payment = next((p for p in dossier.payments if p.id == payment_id), None)
+    if payment is None or payment.cancelled_at is not None:
+        raise ActionConflict("Ce versement est déjà annulé ou n'est pas un versement de ce dossier.")
+    granted = dossier.granted_amount or Decimal("0.00")
+    paid = dossier.paid_amount or Decimal("0.00")
+    if dossier.state == "paid" and granted - paid > 0:
+        envelope = _envelope_of(dossier, now)
+        if not envelopes.consume(envelope, granted - paid):
+            raise ActionConflict(
+                f"L'enveloppe ne peut plus reprendre les {format_euros(granted - paid)} rendus au solde "
+                f"du dossier (il lui reste {format_euros(envelopes.remaining(envelope))}) : le versement "
+                f"ne peut pas être annulé.")
+    payment.cancelled_at = now
+    payment.cancelled_by = actor
+    payment.cancel_reason = reason.strip()
+    db.session.flush()
+    left = paid - payment.amount
+    text = (f"Versement de {format_euros(payment.amount)} ({payment.reference}) du "
+            f"{format_date_fr(payment.paid_on)} annulé : {reason.strip()}")
+    return _apply("cancel_payment", dossier, actor, now, text, expected=_amounts_read(dossier),
+                  paid_amount=left if left > 0 else None, closed_at=None)
 
 
 def withdraw(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> AuditEvent:
@@ -298,13 +427,17 @@ def expire(dossier: Dossier, actor: User | None = None, *, now: datetime) -> Aud
     return _apply("expire", dossier, actor, now, "Date limite de dépôt dépassée.", closed_at=now)
 
 
-def cancel_grant(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> AuditEvent:
+def cancel_grant(dossier: Dossier, actor: User, reason: str, *, now: datetime,
+                 token: str | None = None) -> AuditEvent:
     """Admin only, with a reason: releases the commitment and returns the dossier to eligible."""
+    take(dossier)
+    _claim(token, dossier, "cancel_grant", now)
     _check("cancel_grant", dossier, actor, now, reason)
     envelopes.release(_envelope_of(dossier, now), dossier.granted_amount)
     for pack_grant in db.session.scalars(select(PackGrant).where(PackGrant.dossier_id == dossier.id)):
         db.session.delete(pack_grant)
-    return _apply("cancel_grant", dossier, actor, now, reason, granted_amount=None, decided_at=None)
+    return _apply("cancel_grant", dossier, actor, now, reason, expected=_amounts_read(dossier),
+                  granted_amount=None, paid_amount=None, decided_at=None)
 
 
 def reopen(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> AuditEvent:

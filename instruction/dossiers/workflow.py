@@ -79,7 +79,15 @@ def every_line_has_a_document(dossier: Dossier, ctx: Context) -> str | None:
 
 
 def no_payment_recorded(dossier: Dossier, ctx: Context) -> str | None:
-    return "Des versements ont déjà été enregistrés sur ce dossier." if dossier.payments else None
+    if any(p.cancelled_at is None for p in dossier.payments):
+        return "Des versements ont déjà été enregistrés sur ce dossier."
+    return None
+
+
+def has_payment(dossier: Dossier, ctx: Context) -> str | None:
+    if not any(p.cancelled_at is None for p in dossier.payments):
+        return "Aucun versement à annuler sur ce dossier."
+    return None
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,9 @@ TRANSITIONS: dict[str, Transition] = {t.action: t for t in (
                "Enregistrer un versement partiel", notify=("applicants",)),
     Transition("record_final_payment", ("granted",), "paid", ("finance", "admin"),
                "Enregistrer le versement final", notify=("applicants",), style="success", closes=True),
+    Transition("cancel_payment", ("granted", "paid"), "granted", ("finance", "admin"),
+               "Annuler le versement", guards=(has_payment,), needs_reason=True, notify=("applicants",),
+               style="danger", listed=False),
     Transition("withdraw", ("received", "incomplete", "eligible"), "withdrawn", ("applicant",),
                "Retirer le dossier", needs_reason=True, notify=("assigned",), style="danger", closes=True),
     Transition("expire", ("draft",), "expired", (SYSTEM, "admin"), "Clore (date limite dépassée)",

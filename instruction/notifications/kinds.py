@@ -17,6 +17,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "refuse": ("Demande refusée", "Dossier {reference} : demande refusée"),
     "record_payment": ("Versement enregistré", "Dossier {reference} : versement enregistré"),
     "record_final_payment": ("Versement final enregistré", "Dossier {reference} : versement final enregistré"),
+    "cancel_payment": ("Versement annulé", "Dossier {reference} : versement annulé"),
     "withdraw": ("Dossier retiré par le demandeur", "Dossier {reference} : dossier retiré"),
     "expire": ("Brouillon clos à la date limite", "Dossier {reference} : brouillon clos à la date limite"),
     "cancel_grant": ("Attribution annulée", "Dossier {reference} : attribution annulée"),

@@ -38,6 +38,7 @@ EVENT_LABELS = {
     "withdraw": "Dossier retiré",
     "expire": "Dossier expiré (non déposé à la date limite)",
     "cancel_grant": "Attribution annulée",
+    "cancel_payment": "Versement annulé",
     "reopen": "Instruction rouverte",
     "extend_deadline": "Date limite de dépôt prolongée pour ce dossier",
 }
