@@ -106,3 +106,9 @@ DEADLINE = datetime(2027, 6, 30, 22, 0, tzinfo=UTC)  # 1 July 2027, 00:00 in Par
 ])
 def test_one_deadline_rule_with_one_message(at, message):
     assert window_problem(OPENS, DEADLINE, at) == message
+
+
+def test_every_state_has_its_colour():
+    from instruction.web.filters import STATE_STYLES
+
+    assert set(STATE_STYLES) == set(STATES)
