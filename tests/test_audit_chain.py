@@ -239,3 +239,27 @@ def test_the_serialisation_leaves_out_nulls_so_new_columns_keep_past_rows_valid(
 
     assert canonical({"id": 3, "hash": "h", "action": "grant", "subject": None, "at": None}) == b'{"action":"grant"}'
     assert json.loads(canonical({"before": {"b": 1, "a": [1, 2]}})) == {"before": {"a": [1, 2], "b": 1}}
+
+
+def test_an_admin_action_with_its_before_and_after_verifies_once_read_back(session):
+    """The columns added for admin actions (subject, before/after as JSON) are in the chain, and
+    what the database gives back serialises as what was sealed."""
+    admin = factories.user("admin")
+    session.flush()
+    event = AuditEvent(actor=admin, action="change_role", subject_kind="user", subject_id=admin.id,
+                       subject_label="Agent « test »", before={"role": "instructor", "zones": ["21", "25"]},
+                       after={"role": "admin", "note": "é\u00a0€", "n": 3, "ok": True, "none": None})
+    session.add(event)
+    session.flush()
+    sealed = event.hash
+    session.expire_all()
+    row = session.execute(select(AuditEvent.__table__).where(AuditEvent.id == event.id)).mappings().one()
+    from instruction.audit.chain import canonical, row_hash
+
+    assert row_hash(row) == sealed
+    assert b'"after":{"n":3,"none":null,"note":"\xc3\xa9\xc2\xa0\xe2\x82\xac","ok":true,"role":"admin"}' in canonical(row)
+    assert verify_chain().ok
+    _bypass_triggers(session)
+    session.execute(text("""UPDATE audit_event SET "after" = '{"role": "instructor"}' WHERE id = :id"""),
+                    {"id": event.id})
+    assert verify_chain().first_broken_id == event.id
