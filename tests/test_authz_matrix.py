@@ -118,6 +118,12 @@ EXPECTED: dict[str, Row] = {
     "POST admin.detach_agent":          Row(LOGIN,    403,        403,        403,       403,    302),
     "POST admin.territory_preview":     Row(LOGIN,    403,        403,        403,       403,    400),
     "POST admin.territory_apply":       Row(LOGIN,    403,        403,        403,       403,    400),
+    "GET admin.campaigns":              ADMIN_ONLY,
+    "GET admin.campaign":               ADMIN_ONLY,
+    "POST admin.copy_campaign":         Row(LOGIN,    403,        403,        403,       403,    400),
+    "POST admin.open_campaign":         Row(LOGIN,    403,        403,        403,       403,    400),  # open already
+    "POST admin.close_campaign":        Row(LOGIN,    403,        403,        403,       403,    302),
+    "POST admin.extend_deadline":       Row(LOGIN,    403,        403,        403,       403,    400),
     "POST admin.approve":               Row(LOGIN,    403,        403,        403,       403,    302),
     "POST admin.refuse":                Row(LOGIN,    403,        403,        403,       403,    302,
                                             data={"reason": "Personne inconnue du service."}),

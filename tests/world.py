@@ -66,6 +66,7 @@ def build_world(session) -> World:
         "delivery_id": message.deliveries[0].id,  # a notification of the applicant of A
         "siren": epci_a.siren,
         "collectivite_id": epci_a.id,
+        "campaign_id": dossiers["received"].campaign_id,
         "token": accounts.confirmation_token(pending),
         "reset_token": accounts.reset_token(users["applicant_a"]),
         "invite_token": accounts.invitation_token(users["instructor"]),

@@ -270,4 +270,4 @@ def audit_log():
                            query_filters=_present(filters))
 
 
-from instruction.admin import territory_views  # noqa: E402,F401  (its routes are on this blueprint)
+from instruction.admin import campaign_views, territory_views  # noqa: E402,F401  (routes of this blueprint)

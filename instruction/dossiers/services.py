@@ -9,7 +9,7 @@ on any exception.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select, update
@@ -461,8 +461,8 @@ def extend_deadline(dossier: Dossier, actor: User, until: datetime, reason: str,
     return _apply("extend_deadline", dossier, actor, now, reason, {"last_day": last_day},
                   event_fields={"subject_kind": "dossier", "subject_id": dossier.id,
                                 "subject_label": dossier.reference,
-                                "before": {"deadline": before.isoformat()},
-                                "after": {"deadline": until.isoformat()}},
+                                "before": {"deadline": before.astimezone(UTC).isoformat()},
+                                "after": {"deadline": until.astimezone(UTC).isoformat()}},
                   extended_deadline_at=until, closed_at=None)
 
 
