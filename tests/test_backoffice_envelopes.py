@@ -115,3 +115,21 @@ def test_unknown_epci_is_404(client, session):
 def test_finance_sees_the_envelopes_too(client, session, territory):
     factories.staff_logged_in(client, session, "finance")
     assert "epci:200000925" in view(client)
+
+
+def test_a_busy_envelope_lists_its_latest_dossiers_and_sums_them_all(client, session):
+    """25 pending dossiers of aid 2 (bulk: requested 1,000 + 37·i € each, none computed): the
+    pending demand sums all 25, the page lists the 20 most recent and links to the queue."""
+    epci = factories.epci("200000925")
+    factories.bulk_dossiers(25, aid=2, collectivites=[epci], states=("received",))
+    session.commit()
+    factories.staff_logged_in(client, session)
+    block = scope_block(aid_section(view(client), 2), "epci:200000925")
+    # sum(1000 + 37·i for i in 0..24) = 25,000 + 37 × 300 = 36,100.00 €
+    assert figures(block)["pending"] == "36 100,00 €"
+    assert len(re.findall(r'<tr data-dossier="', block)) == 20
+    # Bulk dossier i is submitted i minutes before dossier 0: the 20 most recent are 0 to 19.
+    assert "-A2-000000<" in block and "-A2-000019<" in block and "-A2-000020<" not in block
+    assert "Les 20 dossiers les plus récents sur 25 sont listés" in block
+    assert "/instruction/?onglet=tous&amp;epci=200000925&amp;aide=2" in block or \
+        "/instruction/?onglet=tous&epci=200000925&aide=2" in block

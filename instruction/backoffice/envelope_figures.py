@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import contains_eager
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import defer, joinedload
 
 from instruction.campaigns.models import Campaign
 from instruction.campaigns.services import parameters_of
@@ -87,12 +87,20 @@ def for_dossier(dossier: Dossier, now: datetime) -> EnvelopeFigures | None:
 # --- the envelope view of an EPCI --------------------------------------------------------------
 
 
+LISTED_PER_SCOPE = 20  # dossiers listed under each envelope; the queue lists them all
+
+
 @dataclass
 class ScopeEnvelope:
     scope: str
     label: str
     figures: EnvelopeFigures
-    dossiers: list[Dossier] = field(default_factory=list)
+    dossiers: list[Dossier] = field(default_factory=list)  # the most recent LISTED_PER_SCOPE
+    dossier_count: int = 0  # pending, granted or paid dossiers counting for the envelope
+
+    @property
+    def unlisted(self) -> int:
+        return self.dossier_count - len(self.dossiers)
 
 
 @dataclass
@@ -108,20 +116,34 @@ class AidEnvelopes:
 
 def for_epci(epci: Epci, campaign: Campaign, now: datetime) -> list[AidEnvelopes]:
     """Every aid of the campaign with the envelopes of the EPCI's territory (per commune for a
-    commune-scoped aid) and the dossiers that consume them or are pending in them.
+    commune-scoped aid), their pending demand, and the most recent dossiers of each.
 
-    Three queries whatever the size of the EPCI: its communes, the dossiers of its territory (one
-    indexed filter on ``collectivite.epci_id``), the envelopes.
+    Four queries whatever the size of the territory: its communes, the pending demand and the
+    dossier count of each scope (summed by the database), the most recent dossiers of each scope
+    (ranked by the database), the envelopes.
     """
     params = parameters_of(campaign)
     communes = dict(db.session.execute(
         select(Commune.insee, Commune.name).where(Commune.epci_id == epci.id)).all())
-    dossiers = db.session.scalars(
-        select(Dossier).join(Collectivite, Dossier.collectivite_id == Collectivite.id)
-        .options(contains_eager(Dossier.collectivite))
-        .where(Collectivite.epci_id == epci.id, Dossier.campaign_id == campaign.id,
-               Dossier.state.in_(PENDING_STATES + CONSUMING_STATES), Dossier.cap_scope.is_not(None))
-        .order_by(Dossier.aid_number, Dossier.submitted_at, Dossier.id)).all()
+    territory = (select(Dossier.id).join(Collectivite, Dossier.collectivite_id == Collectivite.id)
+                 .where(Collectivite.epci_id == epci.id, Dossier.campaign_id == campaign.id,
+                        Dossier.state.in_(PENDING_STATES + CONSUMING_STATES),
+                        Dossier.cap_scope.is_not(None)))
+    is_pending = Dossier.state.in_(PENDING_STATES)
+    totals = {(aid, scope): (Decimal(pending).quantize(Decimal("0.01")), pending_count, count)
+              for aid, scope, pending, pending_count, count in db.session.execute(
+        select(Dossier.aid_number, Dossier.cap_scope,
+               func.coalesce(func.sum(case((is_pending, func.coalesce(
+                   Dossier.computed_amount, Dossier.requested_amount)))), 0),
+               func.count(case((is_pending, 1))), func.count())
+        .where(Dossier.id.in_(territory)).group_by(Dossier.aid_number, Dossier.cap_scope))}
+    rank = func.row_number().over(partition_by=(Dossier.aid_number, Dossier.cap_scope),
+                                  order_by=(Dossier.submitted_at.desc(), Dossier.id.desc())).label("rank")
+    ranked = select(Dossier.id, rank).where(Dossier.id.in_(territory)).subquery()
+    recent = db.session.scalars(
+        select(Dossier).join(ranked, ranked.c.id == Dossier.id).where(ranked.c.rank <= LISTED_PER_SCOPE)
+        .options(joinedload(Dossier.collectivite), defer(Dossier.evaluation))
+        .order_by(Dossier.aid_number, Dossier.submitted_at.desc(), Dossier.id.desc())).all()
     epci_scopes = {n: f"{aid.cap_scope}:{epci.siren}" for n, aid in params.aids.items()
                    if aid.cap_scope != "commune"}
     commune_scopes = [f"commune:{insee}" for insee in communes]
@@ -130,28 +152,27 @@ def for_epci(epci: Epci, campaign: Campaign, now: datetime) -> list[AidEnvelopes
         Envelope.scope.in_([*set(epci_scopes.values()), *commune_scopes])))}
 
     by_scope: dict[tuple[int, str], list[Dossier]] = {}
-    for dossier in dossiers:
+    for dossier in recent:
         by_scope.setdefault((dossier.aid_number, dossier.cap_scope), []).append(dossier)
 
     result = []
     for number, aid in sorted(params.aids.items()):
         limit = cap_limit(campaign, number, now)
         if aid.cap_scope == "commune":
-            scopes = sorted({s for (n, s) in [*by_scope, *envelopes] if n == number and s.startswith("commune:")},
+            scopes = sorted({s for (n, s) in [*totals, *envelopes] if n == number and s.startswith("commune:")},
                             key=lambda s: communes.get(s.split(":", 1)[1], s))
         else:
             scopes = [epci_scopes[number]]
         envelopes_of_aid = []
         for scope in scopes:
-            members = by_scope.get((number, scope), [])
             envelope = envelopes.get((number, scope))
-            pending = [d for d in members if d.state in PENDING_STATES]
+            pending, pending_count, count = totals.get((number, scope), (ZERO, 0, 0))
             figures = EnvelopeFigures(
                 scope=scope,
                 limit=limit,
                 consumed=envelope.consumed if envelope else ZERO,
-                pending=sum((demand_of(d) for d in pending), ZERO),
-                pending_count=len(pending),
+                pending=pending,
+                pending_count=pending_count,
             )
             if aid.cap_scope == "commune":
                 insee = scope.split(":", 1)[1]
@@ -159,7 +180,8 @@ def for_epci(epci: Epci, campaign: Campaign, now: datetime) -> list[AidEnvelopes
             else:
                 label = epci.name
             envelopes_of_aid.append(ScopeEnvelope(scope=scope, label=label, figures=figures,
-                                                  dossiers=members))
+                                                  dossiers=by_scope.get((number, scope), []),
+                                                  dossier_count=count))
         idle = len(communes) - len(scopes) if aid.cap_scope == "commune" else 0
         result.append(AidEnvelopes(aid=number, title=aid.title, scope_kind=aid.cap_scope,
                                    scope_label=SCOPE_LABELS[aid.cap_scope], cap_amount=limit,
