@@ -105,6 +105,19 @@ def test_home_lists_only_the_collectivites_dossiers_with_their_state(client, ses
     assert other.reference not in html
 
 
+def test_home_shows_the_dossiers_fifty_at_a_time_most_recent_first(client, session):
+    """60 dossiers of one commune (bulk: dossier i updated i minutes before dossier 0)."""
+    commune = factories.commune("21001")
+    factories.bulk_dossiers(60, aid=1, collectivites=[commune], states=("received",))
+    factories.log_in(client, applicant(session, commune))
+    first = page(client.get("/portail/"))
+    assert "60 dossiers" in first and "Page 1 sur 2" in first
+    assert "-A1-000000<" in first and "-A1-000049<" in first and "-A1-000050<" not in first
+    second = page(client.get("/portail/?page=2"))
+    assert "-A1-000050<" in second and "-A1-000059<" in second and "-A1-000049<" not in second
+    assert "Page 1 sur 2" in page(client.get("/portail/?page=%C2%B2"))  # "²": the first page
+
+
 def test_time_left_in_plain_french():
     assert time_left(DEADLINE, DEADLINE - timedelta(days=12, hours=3)) == "plus que 12 jours"
     assert time_left(DEADLINE, DEADLINE - timedelta(hours=30)) == "plus qu'un jour"

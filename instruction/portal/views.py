@@ -22,6 +22,7 @@ from flask import (
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import defer
 
 from instruction import clock, rules
 from instruction.campaigns.services import current_campaign
@@ -47,6 +48,8 @@ from instruction.portal.forms import (
 )
 from instruction.web.actions import perform
 from instruction.web.numbers import bounded_int
+
+DOSSIERS_PER_PAGE = 50
 
 bp = Blueprint("portal", __name__, url_prefix="/portail")
 
@@ -112,8 +115,11 @@ def _render_index(status: int = 200, error: str | None = None):
         forms = {aid.number: NewDossierForm(formdata=None, aid_number=aid.number,
                                             client_token=services.new_client_token())
                  for aid in overview}
-    dossiers = list(db.session.scalars(visible_dossiers(current_user, select(Dossier))
-                                       .order_by(Dossier.updated_at.desc(), Dossier.id.desc())))
+    # The most recently updated first, a page at a time (a busy collectivité has hundreds).
+    dossiers = db.paginate(visible_dossiers(current_user, select(Dossier).options(defer(Dossier.evaluation)))
+                           .order_by(Dossier.updated_at.desc(), Dossier.id.desc()),
+                           page=bounded_int(request.args.get("page"), high=10**6) or 1,
+                           per_page=DOSSIERS_PER_PAGE, error_out=False, count=True)
     return render_template(
         "portal/index.html", campaign=campaign, collectivite=collectivite, overview=overview,
         window=window, forms=forms, dossiers=dossiers, error=error, now=now,
