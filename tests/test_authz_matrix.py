@@ -124,6 +124,8 @@ EXPECTED: dict[str, Row] = {
     "POST admin.open_campaign":         Row(LOGIN,    403,        403,        403,       403,    400),  # open already
     "POST admin.close_campaign":        Row(LOGIN,    403,        403,        403,       403,    302),
     "POST admin.extend_deadline":       Row(LOGIN,    403,        403,        403,       403,    400),
+    "GET admin.settings_page":          ADMIN_ONLY,
+    "POST admin.settings_page":         Row(LOGIN,    403,        403,        403,       403,    400),
     "POST admin.approve":               Row(LOGIN,    403,        403,        403,       403,    302),
     "POST admin.refuse":                Row(LOGIN,    403,        403,        403,       403,    302,
                                             data={"reason": "Personne inconnue du service."}),

@@ -270,4 +270,8 @@ def audit_log():
                            query_filters=_present(filters))
 
 
-from instruction.admin import campaign_views, territory_views  # noqa: E402,F401  (routes of this blueprint)
+from instruction.admin import (  # noqa: E402,F401  (routes of this blueprint)
+    campaign_views,
+    settings_views,
+    territory_views,
+)

@@ -28,4 +28,9 @@ class ServiceIdentity(Base):
     tribunal_name: Mapped[str] = mapped_column(String(200))
     tribunal_address: Mapped[str] = mapped_column(Text)
     telerecours_url: Mapped[str] = mapped_column(String(300))
+    # The texts of the legal pages (mentions légales, données personnelles, déclaration
+    # d'accessibilité), written by the admin; empty until then.
+    legal_notice: Mapped[str] = mapped_column(Text, default="")
+    privacy_notice: Mapped[str] = mapped_column(Text, default="")
+    accessibility_statement: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -100,3 +100,41 @@ def update_identity(changes: dict[str, str], *, now: datetime) -> tuple[Identity
     row.updated_at = now
     db.session.flush()
     return before, after
+
+
+# --- the texts of the legal pages -------------------------------------------------------------------
+
+LEGAL_TEXT_LABELS: dict[str, str] = {
+    "legal_notice": "Mentions légales",
+    "privacy_notice": "Données personnelles",
+    "accessibility_statement": "Déclaration d'accessibilité",
+}
+LEGAL_TEXT_FIELDS: tuple[str, ...] = tuple(LEGAL_TEXT_LABELS)
+LEGAL_TEXT_MAX = 50_000  # characters
+
+
+def legal_texts() -> dict[str, str]:
+    """The texts of the legal pages (empty strings until an admin writes them)."""
+    row = db.session.get(ServiceIdentity, ROW_ID)
+    return {name: (getattr(row, name) or "") if row is not None else "" for name in LEGAL_TEXT_FIELDS}
+
+
+def update_legal_texts(changes: dict[str, str], *, now: datetime) -> tuple[dict[str, str], dict[str, str]]:
+    """Set the texts of the legal pages; returns (before, after). Flushes, never commits."""
+    unknown = set(changes) - set(LEGAL_TEXT_FIELDS)
+    if unknown:
+        raise InvalidIdentity(f"Champ inconnu : {', '.join(sorted(unknown))}.")
+    cleaned = {name: (value or "").strip().replace("\r\n", "\n") for name, value in changes.items()}
+    for name, value in cleaned.items():
+        if len(value) > LEGAL_TEXT_MAX:
+            raise InvalidIdentity(f"{LEGAL_TEXT_LABELS[name]} : {LEGAL_TEXT_MAX} caractères au plus.")
+    before = legal_texts()
+    row = db.session.get(ServiceIdentity, ROW_ID, with_for_update=True)
+    if row is None:
+        row = ServiceIdentity(id=ROW_ID, **default_identity().as_dict())
+        db.session.add(row)
+    for name, value in cleaned.items():
+        setattr(row, name, value)
+    row.updated_at = now
+    db.session.flush()
+    return before, {**before, **cleaned}
