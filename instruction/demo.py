@@ -160,16 +160,15 @@ def _demo_dossiers(campaign: Campaign, now: datetime) -> None:
         author = applicants[who]
         dossier = services.create_draft(campaign=campaign, aid_number=aid, collectivite=author.collectivite,
                                         author=author, title=title, now=now)
-        keys = []
         for category, label, amount, pack, months in lines:
             line = services.add_line(dossier, category=category, label=label, amount_ht=Decimal(amount),
                                      pack=pack, months=months)
             db.session.flush()
             invoice = documents.check_file(f"devis-{line.id}.pdf", simple_pdf(f"Devis : {label}"[:60]),
                                            current_app.config["MAX_UPLOAD_BYTES"])
-            keys.append(documents.store(dossier, invoice, line=line, uploader=author, now=now).storage_key)
+            documents.store(dossier, invoice, line=line, uploader=author, now=now)
         advance(dossier, state, applicant=author, instructor=instructor, finance=finance, now=now)
-        documents.commit_or_discard(keys)
+        db.session.commit()  # a failed commit rolls back, which removes the stored files
 
 
 @click.group("demo", help="Données de démonstration.")

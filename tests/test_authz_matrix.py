@@ -151,7 +151,7 @@ EXPECTED: dict[str, Row] = {
 
     # --- notifications (the delivery is the applicant of A's)
     "GET notifications.index":          Row(LOGIN,    200,        200,        200,       200,    200),
-    "GET notifications.follow":         Row(LOGIN,    302,        404,        404,       404,    404),
+    "POST notifications.follow":        Row(LOGIN,    302,        404,        404,       404,    404),
     "POST notifications.mark_read":     Row(LOGIN,    302,        404,        404,       404,    404),
     "POST notifications.mark_all_read": Row(LOGIN,    302,        302,        302,       302,    302),
 

@@ -16,7 +16,9 @@ from sqlalchemy.exc import OperationalError
 from instruction.documents import services as documents
 from instruction.dossiers import services
 from instruction.dossiers.models import Document
+from instruction.dossiers.services import InvalidAction
 from instruction.extensions import db
+from instruction.web.actions import perform
 from tests import factories
 from tests.factories import NOW
 
@@ -237,8 +239,30 @@ def test_a_failed_commit_leaves_no_file_behind(app, session, upload_dir, monkeyp
 
     monkeypatch.setattr(db.session, "commit", broken_commit)
     with pytest.raises(OperationalError):
-        documents.commit_or_discard([document.storage_key])
+        perform(lambda: None)
     assert list(upload_dir.iterdir()) == []
+
+
+def test_a_refused_operation_leaves_no_file_behind(app, session, upload_dir):
+    dossier = factories.dossier("draft", aid=1)
+    checked = documents.check_file("facture.pdf", factories.pdf_bytes(), 10 * MB)
+
+    def store_then_refuse():
+        documents.store(dossier, checked, line=dossier.lines[0], uploader=None, now=NOW)
+        assert len(list(upload_dir.iterdir())) == 1
+        raise InvalidAction("Refusé après coup.")
+
+    error = perform(store_then_refuse)
+    assert error is not None and error.message == "Refusé après coup."
+    assert list(upload_dir.iterdir()) == []
+
+
+def test_a_committed_file_stays(app, session, upload_dir):
+    dossier = factories.dossier("draft", aid=1)
+    checked = documents.check_file("facture.pdf", factories.pdf_bytes(), 10 * MB)
+    assert perform(documents.store, dossier, checked, line=dossier.lines[0], uploader=None, now=NOW) is None
+    session.rollback()  # a later transaction rolling back does not touch it
+    assert len(list(upload_dir.iterdir())) == 1
 
 
 # --- serving ---------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ def test_applicant_sees_their_notifications_newest_first_with_badge(client, sess
     assert badge(html) == "2"
     for row in session.scalars(select(Delivery).where(Delivery.user_id == applicant.id,
                                                       Delivery.message.has(kind="submit"))):
-        assert f'href="/notifications/{row.id}/ouvrir"' in html
+        assert f'action="/notifications/{row.id}/ouvrir"' in html
 
 
 def test_following_a_notification_marks_it_read_and_leads_to_the_dossier(client, session):
@@ -47,7 +47,7 @@ def test_following_a_notification_marks_it_read_and_leads_to_the_dossier(client,
     factories.log_in(client, applicant)
     row = session.scalar(select(Delivery).where(Delivery.user_id == applicant.id))
 
-    response = client.get(f"/notifications/{row.id}/ouvrir")
+    response = client.post(f"/notifications/{row.id}/ouvrir")
 
     assert response.status_code == 302
     assert response.headers["Location"] == f"/portail/dossiers/{dossier.id}"
@@ -65,7 +65,7 @@ def test_staff_links_lead_to_the_back_office(client, session):
     factories.log_in(client, instructor)
     row = session.scalar(select(Delivery).where(Delivery.user_id == instructor.id))
     assert "Dossier retiré par le demandeur" in client.get("/notifications/").get_data(as_text=True)
-    response = client.get(f"/notifications/{row.id}/ouvrir")
+    response = client.post(f"/notifications/{row.id}/ouvrir")
     assert response.headers["Location"] == f"/instruction/dossiers/{dossier.id}"
 
 
@@ -94,7 +94,7 @@ def test_another_users_notification_is_not_found(client, session):
     other = factories.user("instructor")
     session.commit()
     factories.log_in(client, other)
-    assert client.get(f"/notifications/{row.id}/ouvrir").status_code == 404
+    assert client.post(f"/notifications/{row.id}/ouvrir").status_code == 404
     assert client.post(f"/notifications/{row.id}/lue").status_code == 404
     session.refresh(row)
     assert row.read_at is None

@@ -69,15 +69,23 @@ def _dummy_hash() -> str:
 def authenticate(email: str, password: str, *, now: datetime) -> User | None:
     """The active user with these credentials, or None (same answer for unknown e-mail and bad
     password). A password is hashed in every case, so an unknown address answers as slowly as a
-    known one: the delay does not tell who has an account."""
+    known one: the delay does not tell who has an account. ``last_login_at`` is set only when
+    the account may sign in (``may_sign_in``)."""
     user = find_user_by_email(email)
     if user is None:
         check_password_hash(_dummy_hash(), password)
         return None
     if not user.check_password(password) or not user.active:
         return None
-    user.last_login_at = now
+    if may_sign_in(user):
+        user.last_login_at = now
     return user
+
+
+def may_sign_in(user: User) -> bool:
+    """Confirmed, and approved for an applicant: an account with the right password but not yet
+    usable is told why instead (not a login)."""
+    return user.email_confirmed_at is not None and not (user.role == "applicant" and user.approved_at is None)
 
 
 def end_all_sessions(user: User) -> None:

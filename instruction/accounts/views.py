@@ -31,7 +31,7 @@ from instruction.accounts.services import AccountError, authenticate
 from instruction.extensions import db, login_manager
 from instruction.territory.models import Collectivite
 from instruction.territory.services import search_collectivites
-from instruction.web.actions import perform
+from instruction.web.actions import attempt, perform
 from instruction.web.numbers import bounded_int
 
 bp = Blueprint("auth", __name__)
@@ -91,18 +91,15 @@ def login():
     status = 200
     unconfirmed = awaiting = None
     if form.validate_on_submit():
-        user = authenticate(form.email.data, form.password.data, now=clock.now())
+        user = attempt(authenticate, form.email.data, form.password.data, now=clock.now()).value
         if user is not None and user.email_confirmed_at is None:
             awaiting = user.collectivite if user.role == "applicant" and user.approved_at is None else None
-            db.session.rollback()
             unconfirmed = form.email.data
             status = 403
-        elif user is not None and user.role == "applicant" and user.approved_at is None:
+        elif user is not None and not services.may_sign_in(user):
             awaiting = user.collectivite
-            db.session.rollback()  # not a login: last_login_at stays as it was
             status = 403
         elif user is not None:
-            db.session.commit()
             login_user(user, remember=form.remember.data)
             flash(f"Bienvenue, {user.full_name}.", "success")
             return redirect(_safe_next(request.args.get("next")) or _home_for(user))
@@ -198,13 +195,11 @@ def register():
 
 @bp.route("/inscription/confirmer/<token>")
 def confirm(token: str):
-    try:
-        user = services.confirm_email(token, now=clock.now())
-        db.session.commit()
-    except AccountError as error:
-        db.session.rollback()
-        return render_template("auth/message.html", title="Lien de confirmation", message=str(error),
+    outcome = attempt(services.confirm_email, token, now=clock.now())
+    if outcome.error is not None:
+        return render_template("auth/message.html", title="Lien de confirmation", message=outcome.error.message,
                                category="danger", resend=True, resend_form=EmailForm(formdata=None)), 400
+    user = outcome.value
     if user.role == "applicant" and user.approved_at is None:
         flash(f"Votre adresse {user.email} est confirmée. Votre compte doit encore être validé par la "
               f"Région, ou par un agent de votre collectivité ({user.collectivite.name}) dont le compte est déjà validé : "
@@ -223,10 +218,9 @@ def resend_confirmation():
                                message=" ".join(form.email.errors) or "Adresse électronique invalide.",
                                category="danger", resend=True, resend_form=form), 400
     try:
-        services.resend_confirmation(form.email.data)
-        db.session.commit()
+        perform(services.resend_confirmation, form.email.data)
     except IntegrityError:  # a double click queued the same message: one is enough
-        db.session.rollback()
+        pass
     flash("Si un compte non confirmé existe pour cette adresse, un nouveau lien de confirmation "
           "vient d'y être envoyé. Pensez à regarder dans les courriers indésirables.", "info")
     return redirect(url_for("auth.login"))
@@ -241,10 +235,9 @@ def forgot_password():
     form = EmailForm()
     if form.validate_on_submit():
         try:
-            services.request_password_reset(form.email.data)
-            db.session.commit()
-        except IntegrityError:
-            db.session.rollback()
+            perform(services.request_password_reset, form.email.data)
+        except IntegrityError:  # a double click queued the same message: one is enough
+            pass
         flash("Si un compte existe pour cette adresse, un lien pour choisir un nouveau mot de passe "
               "vient d'y être envoyé. Il est valable une heure.", "info")
         return redirect(url_for("auth.login"))
@@ -261,12 +254,8 @@ def reset_password(token: str):
                                category="danger", forgot=True), 400
     form = ResetPasswordForm(account_email=user.email)
     if form.validate_on_submit():
-        try:
-            services.reset_password(token, form.password.data, now=clock.now())
-            db.session.commit()
-        except AccountError as error:
-            db.session.rollback()
-            form.password.errors = [*form.password.errors, str(error)]
+        if error := perform(services.reset_password, token, form.password.data, now=clock.now()):
+            form.password.errors = [*form.password.errors, error.message]
         else:
             flash("Votre mot de passe est enregistré : connectez-vous avec le nouveau.", "success")
             return redirect(url_for("auth.login"))

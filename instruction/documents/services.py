@@ -4,8 +4,9 @@ A file is accepted only if its content is a PDF, a JPEG or a PNG (magic bytes, v
 its name's extension matches that content, it is not empty and not larger than
 ``MAX_UPLOAD_BYTES``. It is stored under ``UPLOAD_FOLDER`` (outside the web root) with a random
 key, written atomically; the original name is kept, sanitised, only as metadata. The database row
-and the file are written in the same request: ``commit_or_discard`` removes the files if the
-commit fails, so there is never a row without its file nor a file nobody knows about.
+and the file are written in the same transaction: the files stored in a transaction that rolls
+back (a refusal, a failed commit) are removed, so there is never a row without its file nor a
+file nobody knows about.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from urllib.parse import quote
 
 import filetype
 from flask import current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
 
 from instruction.dossiers.models import Document, Dossier, ExpenseLine
 from instruction.errors import StorageUnavailable
@@ -168,8 +171,10 @@ def _write_atomically(data: bytes) -> str:
 
 def store(dossier: Dossier, checked: CheckedFile, *, line: ExpenseLine | None, uploader,
           now: datetime) -> Document:
-    """Write the file and add its row (flushed, not committed). Call ``commit_or_discard`` after."""
+    """Write the file and add its row (flushed, not committed); the file goes if the transaction
+    rolls back."""
     key = _write_atomically(checked.data)
+    db.session.info.setdefault(WRITTEN_FILES, []).append(key)
     document = Document(dossier=dossier, line=line, original_name=checked.name, storage_key=key,
                         size_bytes=len(checked.data), content_type=checked.content_type,
                         sha256=checked.sha256, uploaded_by=uploader, uploaded_at=now)
@@ -191,14 +196,20 @@ def remove_files(keys: Iterable[str]) -> None:
             log.exception("could not remove the stored file %s", key)
 
 
-def commit_or_discard(new_keys: Iterable[str]) -> None:
-    """Commit; if the commit fails, roll back and remove the files written for it."""
-    try:
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        remove_files(new_keys)
-        raise
+WRITTEN_FILES = "documents.written_files"  # key in Session.info: files of the open transaction
+
+
+@event.listens_for(Session, "after_commit")
+def _keep_written_files(session: Session) -> None:
+    session.info.pop(WRITTEN_FILES, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _remove_written_files(session: Session, previous_transaction: SessionTransaction) -> None:
+    """The transaction that stored them rolled back (not a savepoint inside it): no row names
+    these files any more."""
+    if previous_transaction.parent is None:
+        remove_files(session.info.pop(WRITTEN_FILES, []))
 
 
 def content_disposition(kind: str, name: str) -> str:

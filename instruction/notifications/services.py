@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from instruction.accounts.models import User
 from instruction.extensions import db
@@ -39,3 +40,14 @@ def queue(kind: str, *, key: str, recipients: Iterable[User], dossier=None,
                             deliveries=deliveries)
     db.session.add(message)
     return message
+
+
+def mark_read(delivery: Delivery, *, now: datetime) -> None:
+    """An in-app notification read (the first time counts)."""
+    if delivery.read_at is None:
+        delivery.read_at = now
+
+
+def mark_all_read(user, *, now: datetime) -> None:
+    db.session.execute(update(Delivery).where(Delivery.user_id == user.id, Delivery.read_at.is_(None))
+                       .values(read_at=now))

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, has_request_context, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import contains_eager
 
 from instruction import clock
 from instruction.extensions import db
-from instruction.notifications import kinds
+from instruction.notifications import kinds, services
 from instruction.notifications.emails import dossier_path
 from instruction.notifications.models import Delivery, OutboxMessage
+from instruction.web.actions import perform
 from instruction.web.numbers import page_number
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")
@@ -54,16 +55,14 @@ def _mark_read(delivery_id: int) -> Delivery:
     delivery = db.session.get(Delivery, delivery_id)
     if delivery is None or delivery.user_id != current_user.id:
         abort(404)
-    if delivery.read_at is None:
-        delivery.read_at = clock.now()
-        db.session.commit()
+    perform(services.mark_read, delivery, now=clock.now())
     return delivery
 
 
-@bp.route("/<int:delivery_id>/ouvrir")
+@bp.route("/<int:delivery_id>/ouvrir", methods=["POST"])
 @login_required
 def follow(delivery_id: int):
-    """Follow a notification's link, marking it read on the way."""
+    """Follow a notification's link, marking it read on the way (a POST: a GET never writes)."""
     message = _mark_read(delivery_id).message
     if message.dossier_id is not None:
         return redirect(dossier_path(current_user, message.dossier_id))
@@ -80,7 +79,5 @@ def mark_read(delivery_id: int):
 @bp.route("/tout-lu", methods=["POST"])
 @login_required
 def mark_all_read():
-    db.session.execute(update(Delivery).where(
-        Delivery.user_id == current_user.id, Delivery.read_at.is_(None)).values(read_at=clock.now()))
-    db.session.commit()
+    perform(services.mark_all_read, current_user, now=clock.now())
     return redirect(url_for("notifications.index"))

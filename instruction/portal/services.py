@@ -335,8 +335,7 @@ class UploadResult:
 def attach_files(dossier: Dossier, actor: User, files: list[tuple[str | None, bytes]], *,
                  line: ExpenseLine | None, max_bytes: int, now: datetime) -> UploadResult:
     """Check each (name, content) and store the accepted ones; the refused ones get a French
-    message each and leave nothing behind. The caller commits with
-    ``documents.commit_or_discard(result.keys)``."""
+    message each and leave nothing behind (nor do the stored ones, if the transaction rolls back)."""
     ensure_editable(dossier, actor)
     if line is not None and line.dossier_id != dossier.id:
         raise InvalidAction("Cette dépense n'appartient pas au dossier.")
@@ -355,6 +354,25 @@ def attach_files(dossier: Dossier, actor: User, files: list[tuple[str | None, by
     if result.stored:
         dossier.updated_at = now
     return result
+
+
+class FilesRejected(InvalidAction):
+    """An answer to a request for documents with a file refused: nothing is sent."""
+
+    def __init__(self, rejected: list[str]):
+        super().__init__(" ".join(rejected))
+        self.rejected = rejected
+
+
+def answer_request(dossier: Dossier, actor: User, files: list[tuple[str | None, bytes]], *,
+                   line: ExpenseLine | None, message: str, max_bytes: int, now: datetime):
+    """The applicant's answer to a request for documents: the files and the message, and the dossier
+    goes back to its instructor; all or nothing (one file refused: FilesRejected, nothing sent)."""
+    if files:
+        result = attach_files(dossier, actor, files, line=line, max_bytes=max_bytes, now=now)
+        if result.rejected:
+            raise FilesRejected(result.rejected)
+    return dossier_services.resubmit(dossier, actor, message, now=now)
 
 
 # --- estimation and submission -------------------------------------------------------------------

@@ -46,7 +46,7 @@ from instruction.portal.forms import (
     WithdrawForm,
     parse_amount,
 )
-from instruction.web.actions import perform
+from instruction.web.actions import attempt, perform
 from instruction.web.numbers import bounded_int
 
 DOSSIERS_PER_PAGE = 50
@@ -138,20 +138,15 @@ def create():
     aid_number = bounded_int(form.aid_number.data)
     if not form.validate_on_submit() or aid_number is None or campaign is None:
         return _render_index(400, "Le formulaire est incomplet : rechargez la page puis recommencez.")
+    arguments = {"campaign": campaign, "aid_number": aid_number, "actor": current_user,
+                 "client_token": form.client_token.data, "title": form.title.data or "", "now": clock.now()}
     try:
-        dossier, created = services.create_draft_once(
-            campaign=campaign, aid_number=aid_number, actor=current_user,
-            client_token=form.client_token.data, title=form.title.data or "", now=clock.now())
-        db.session.commit()
-    except WorkflowError as error:
-        db.session.rollback()
-        return _render_index(error.status, error.message)
-    except IntegrityError:
-        db.session.rollback()
-        dossier = db.session.scalar(select(Dossier).where(Dossier.client_token == form.client_token.data))
-        if dossier is None:
-            raise
-        created = False
+        outcome = attempt(services.create_draft_once, **arguments)
+    except IntegrityError:  # the same form, committed at the same moment by another request
+        outcome = attempt(services.create_draft_once, **arguments)  # which finds that draft
+    if outcome.error is not None:
+        return _render_index(outcome.error.status, outcome.error.message)
+    dossier, created = outcome.value
     if created:
         flash("Brouillon créé. Déclarez maintenant vos dépenses et joignez vos factures ou devis.", "success")
     else:
@@ -289,15 +284,9 @@ def remove_line(dossier_id: int, line_id: int):
 
 def _upload(dossier: Dossier, line: ExpenseLine | None, field_name: str):
     """Store the accepted files; returns (stored, rejected messages) or a WorkflowError."""
-    files = _received_files(field_name)
-    try:
-        result = services.attach_files(dossier, current_user, files, line=line,
-                                       max_bytes=_max_upload(), now=clock.now())
-    except WorkflowError as error:
-        db.session.rollback()
-        return error
-    documents.commit_or_discard(result.keys)
-    return result
+    outcome = attempt(services.attach_files, dossier, current_user, _received_files(field_name), line=line,
+                      max_bytes=_max_upload(), now=clock.now())
+    return outcome.error or outcome.value
 
 
 @bp.route("/dossiers/<int:dossier_id>/depenses/<int:line_id>/pieces", methods=["POST"])
@@ -415,28 +404,13 @@ def resubmit(dossier_id: int):
     if not has_files and not form.message.data:
         form.message.errors.append("Répondez à la demande : écrivez un message ou joignez une pièce.")
         return _render_dossier(dossier, 400, resubmit_form=form)
-    stored: list[str] = []
-    if has_files:
-        try:
-            result = services.attach_files(dossier, current_user, _received_files(form.files.name), line=line,
-                                           max_bytes=_max_upload(), now=clock.now())
-        except WorkflowError as error:
-            db.session.rollback()
-            return _render_dossier(dossier, error.status, error=error.message)
-        stored = result.keys
-        if result.rejected:  # answer nothing until every file is acceptable
-            db.session.rollback()
-            documents.remove_files(stored)
-            return _render_dossier(dossier, 400, resubmit_form=form, upload_errors=[
-                *result.rejected, "Rien n'a été envoyé : retirez ou corrigez le fichier refusé, puis renvoyez."])
-    try:
-        error = perform(dossier_services.resubmit, dossier, current_user, form.message.data or "",
-                        now=clock.now())
-    except Exception:
-        documents.remove_files(stored)
-        raise
+    files = _received_files(form.files.name) if has_files else []
+    error = perform(services.answer_request, dossier, current_user, files, line=line,
+                    message=form.message.data or "", max_bytes=_max_upload(), now=clock.now())
+    if isinstance(error, services.FilesRejected):
+        return _render_dossier(dossier, 400, resubmit_form=form, upload_errors=[
+            *error.rejected, "Rien n'a été envoyé : retirez ou corrigez le fichier refusé, puis renvoyez."])
     if error:
-        documents.remove_files(stored)
         if dossier.state != "incomplete" and _just_resubmitted(dossier):
             return _already_done(dossier, "Ce dossier a déjà été renvoyé à l'instructeur.")
         return _render_dossier(dossier, error.status, error=error.message, resubmit_form=form)
