@@ -58,6 +58,7 @@ services:
 
 ## test: the whole suite on real PostgreSQL, Redis, SMTP sink and headless Chromium.
 test: install services browser-deps faketime-deps
+	$(BIN)/mypy instruction
 	$(BIN)/pytest -q
 
 ## test-faults: faults against real services (private PostgreSQL and Redis stopped and restarted,

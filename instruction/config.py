@@ -7,6 +7,8 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+from instruction.rules.parameters import PARIS
+
 
 def _secret_key(instance: Path) -> str:
     """The SECRET_KEY variable, or a key generated once and kept under instance/ (never a fixed default)."""
@@ -87,7 +89,7 @@ def load_config(instance: Path, overrides: dict) -> dict:
         "REMEMBER_COOKIE_DURATION": timedelta(days=int(os.environ.get("REMEMBER_COOKIE_DAYS", 30))),
         "BOOTSTRAP_SERVE_LOCAL": True,
         "WTF_CSRF_TIME_LIMIT": None,
-        "TIMEZONE": "Europe/Paris",
+        "TIMEZONE": PARIS.key,
         "SERVICE_IDENTITY": _service_identity(),
     }
     config.update(overrides)

@@ -11,6 +11,7 @@ from pathlib import Path
 from celery import Celery, Task
 from flask import Flask
 
+from instruction.rules.parameters import PARIS
 from worker.schedule import BEAT_SCHEDULE
 
 DELIVER_TASK = "worker.deliver_message"
@@ -28,7 +29,7 @@ def celery_config(app: Flask) -> dict:
         # Defaults for every task; the delivery task has shorter ones.
         "task_soft_time_limit": 600,
         "task_time_limit": 660,
-        "timezone": config.get("TIMEZONE", "Europe/Paris"),
+        "timezone": config.get("TIMEZONE", PARIS.key),
         "enable_utc": True,
         "beat_schedule": BEAT_SCHEDULE,
         "task_annotations": {DELIVER_TASK: {"rate_limit": config["NOTIFICATION_RATE"]}},

@@ -286,11 +286,6 @@ def change_password(user: User, current: str, password: str) -> User:
 # --- approval of applicant accounts ----------------------------------------------------------------
 
 
-def is_pending(user: User) -> bool:
-    """An applicant account waiting for approval (neither approved nor refused/deactivated)."""
-    return user.role == "applicant" and user.active and user.approved_at is None
-
-
 def _pending_condition():
     return (User.role == "applicant") & User.active.is_(True) & User.approved_at.is_(None)
 

@@ -3,7 +3,6 @@ services decide whether the action is allowed and whether the amount fits."""
 
 from __future__ import annotations
 
-import re
 import secrets
 from datetime import datetime
 from decimal import Decimal
@@ -13,23 +12,11 @@ from wtforms import BooleanField, DateField, HiddenField, StringField, TextAreaF
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from instruction.dossiers.workflow import TRANSITIONS
-
-# Digits, optionally grouped by spaces, then a comma or a dot and one or two decimals.
-_AMOUNT = re.compile(r"[0-9]{1,10}(?:[.,][0-9]{1,2})?")
-_SPACES = re.compile(r"[\s\u00a0\u202f]+")
+from instruction.rules.money import parse_euros
 
 
 def strip(value):
     return value.strip() if isinstance(value, str) else value
-
-
-def parse_euros(text: str) -> Decimal:
-    """``"1 234,5"``, ``"1234.50"``, ``"1 234,50 €"`` -> ``Decimal("1234.50")``; ValueError otherwise.
-    Never goes through float."""
-    compact = _SPACES.sub("", text).removesuffix("€")
-    if not _AMOUNT.fullmatch(compact):
-        raise ValueError(text)
-    return Decimal(compact.replace(",", ".")).quantize(Decimal("0.01"))
 
 
 def format_amount_input(value: Decimal) -> str:
@@ -43,12 +30,7 @@ class EurosField(StringField):
     def process_formdata(self, valuelist):
         self.data = None
         if valuelist and valuelist[0].strip():
-            try:
-                self.data = parse_euros(valuelist[0])
-            except ValueError:
-                raise ValueError(
-                    f"« {valuelist[0][:30]} » n'est pas un montant valide : saisissez un montant en "
-                    "euros avec au plus deux décimales, par exemple 1 234,56.") from None
+            self.data = parse_euros(valuelist[0])  # its ValueError is the field's French error
 
     def _value(self):
         if self.raw_data:

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Boolean, ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.ext.compiler import compiles
@@ -32,6 +31,7 @@ from instruction.dossiers.workflow import (
     VISIBLE_STATES,
 )
 from instruction.extensions import db
+from instruction.rules.parameters import PARIS
 from instruction.territory.models import (
     COLLECTIVITE_KINDS,
     KIND_LABELS,
@@ -42,7 +42,6 @@ from instruction.territory.models import (
 from instruction.territory.names import fold
 from instruction.web.numbers import bounded_int
 
-PARIS = ZoneInfo("Europe/Paris")
 PER_PAGE = 50
 MAX_SEARCH = 100
 

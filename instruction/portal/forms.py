@@ -3,7 +3,6 @@ amounts are parsed to Decimal, never float, with French messages."""
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 
 from wtforms import (
@@ -25,34 +24,15 @@ from wtforms.validators import (
 )
 
 from instruction.accounts.forms import FrenchForm, strip
+from instruction.rules.money import parse_euros
 from instruction.web.numbers import bounded_int
-
-MAX_AMOUNT = Decimal("99999999.99")
-_SPACES = re.compile(r"[\s\u00a0\u202f']")
-_AMOUNT = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
 
 
 def parse_amount(text: str | None) -> Decimal:
-    """"1 234,56", "1234.56", "1234 €" -> Decimal("1234.56"); ValueError with a French message."""
-    raw = (text or "").strip()
-    if not raw:
+    """An amount HT: ``rules.money.parse_euros``, the product's one reading of typed euros."""
+    if not (text or "").strip():
         raise ValueError("Indiquez le montant hors taxes, en euros (par exemple 1 250,00).")
-    cleaned = _SPACES.sub("", raw).removesuffix("€").removesuffix("HT").removesuffix("€")
-    if cleaned.startswith("-"):
-        raise ValueError("Le montant ne peut pas être négatif.")
-    if "," in cleaned and "." in cleaned:
-        raise ValueError("Écrivez le montant sans point entre les milliers, par exemple 1234,56.")
-    cleaned = cleaned.replace(",", ".")
-    if not _AMOUNT.fullmatch(cleaned):
-        if re.fullmatch(r"[0-9]+\.[0-9]{3,}", cleaned):
-            raise ValueError("Le montant a au plus deux chiffres après la virgule (les centimes).")
-        raise ValueError(f"« {raw} » n'est pas un montant : écrivez par exemple 1250 ou 1 250,50.")
-    value = Decimal(cleaned).quantize(Decimal("0.01"))
-    if value <= 0:
-        raise ValueError("Le montant doit être supérieur à zéro.")
-    if value > MAX_AMOUNT:
-        raise ValueError("Ce montant est trop élevé : vérifiez-le.")
-    return value
+    return parse_euros(text)
 
 
 def _optional_int(value):

@@ -24,7 +24,7 @@ from instruction.rules.formatting import format_date_fr
 from instruction.rules.model import CATEGORIES, KINDS
 from instruction.rules.money import parse_plain_decimal
 
-PARIS = ZoneInfo("Europe/Paris")
+PARIS = ZoneInfo("Europe/Paris")  # the one time zone of the product: instants are read there
 CAP_SCOPES = ("commune", "epci", "epci-territoire", "epci-ville-centre")
 POPULATION_BASES = ("applicant", "epci")
 _CODE = re.compile(r"[a-z0-9][a-z0-9-]*")

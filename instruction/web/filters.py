@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from flask import Flask
 
 from instruction.dossiers import workflow
 from instruction.rules.formatting import format_date_fr, format_euros, format_integer
+from instruction.rules.parameters import PARIS
 
-PARIS = ZoneInfo("Europe/Paris")
 # One colour per dossier state (a Bootstrap contextual name), wherever a state is shown.
 STATE_STYLES = {
     "draft": "secondary", "received": "primary", "incomplete": "warning", "eligible": "info",
