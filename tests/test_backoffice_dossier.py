@@ -218,12 +218,12 @@ def test_grant_amount_with_a_comma_or_a_dot(client, session, typed, expected):
 
 
 @pytest.mark.parametrize("typed, message", [
-    ("abc", "n'est pas un montant valide"),
-    ("12.345", "n'est pas un montant valide"),
-    ("-10", "n'est pas un montant valide"),
-    ("1e3", "n'est pas un montant valide"),
+    ("abc", "n'est pas un montant"),
+    ("12.345", "au plus deux chiffres après la virgule"),
+    ("-10", "ne peut pas être négatif"),
+    ("1e3", "n'est pas un montant"),
     ("", "Indiquez le montant attribué."),
-    ("0", "Le montant attribué doit être positif"),
+    ("0", "Le montant doit être supérieur à zéro"),
     ("4000,01", "ne peut pas dépasser le montant calculé (4 000,00 €)"),
 ])
 def test_bad_grant_amount_is_a_400_with_the_message(client, session, typed, message):
@@ -394,7 +394,7 @@ def test_final_payment_route_marks_the_dossier_paid(client, session):
     ({"amount": "100", "paid_on": "", "reference": "M"}, "Indiquez la date du versement."),
     ({"amount": "100", "paid_on": "31/02/2026", "reference": "M"}, "n'est pas une date valide"),
     ({"amount": "100", "paid_on": "2026-11-21", "reference": " "}, "Indiquez la référence du versement"),
-    ({"amount": "cent", "paid_on": "2026-11-21", "reference": "M"}, "n'est pas un montant valide"),
+    ({"amount": "cent", "paid_on": "2026-11-21", "reference": "M"}, "n'est pas un montant"),
 ])
 def test_bad_payment_input_is_a_400_in_french(client, session, data, message):
     dossier = factories.dossier("granted")
