@@ -9,7 +9,7 @@ on any exception.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select, update
@@ -41,7 +41,7 @@ from instruction.errors import Refusal
 from instruction.extensions import db
 from instruction.notifications import services as notifications
 from instruction.rules.formatting import format_date_fr, format_euros
-from instruction.rules.parameters import paris_date
+from instruction.rules.parameters import last_day_before, paris_date
 from instruction.rules.simulator import decision_as_dict
 
 CENT = Decimal("0.01")
@@ -455,9 +455,9 @@ def extend_deadline(dossier: Dossier, actor: User, until: datetime, reason: str,
         raise InvalidAction("La nouvelle date limite doit être dans le futur.")
     if until <= campaign_deadline:
         raise InvalidAction("La nouvelle date limite doit être postérieure à celle de la campagne "
-                            f"({format_date_fr(paris_date(campaign_deadline - timedelta(microseconds=1)))}).")
+                            f"({format_date_fr(last_day_before(campaign_deadline))}).")
     before = deadline_of(dossier)
-    last_day = format_date_fr(paris_date(until - timedelta(microseconds=1)))
+    last_day = format_date_fr(last_day_before(until))
     return _apply("extend_deadline", dossier, actor, now, reason, {"last_day": last_day},
                   event_fields={"subject_kind": "dossier", "subject_id": dossier.id,
                                 "subject_label": dossier.reference,

@@ -29,7 +29,7 @@ from instruction.notifications.calendar import is_working_day
 from instruction.notifications.models import Delivery, JobRun, OutboxMessage
 from instruction.notifications.services import queue
 from instruction.rules.formatting import format_date_fr, format_euros
-from instruction.rules.parameters import PARIS, paris_date
+from instruction.rules.parameters import PARIS, last_day_before, paris_date
 from instruction.territory.models import Collectivite
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ def _deadline_reminders(now: datetime) -> int:
         d = due_reminder(campaign.deadline_at, now, days)
         if d is None:
             continue
-        last_day = format_date_fr(paris_date(campaign.deadline_at - timedelta(microseconds=1)))
+        last_day = format_date_fr(last_day_before(campaign.deadline_at))
         drafts = db.session.scalars(select(Dossier).where(
             Dossier.campaign_id == campaign.id, Dossier.state == "draft").order_by(Dossier.id)).all()
         for dossier in drafts:
