@@ -76,6 +76,7 @@ def load_config(instance: Path, overrides: dict) -> dict:
         "REMINDER_DAYS": tuple(int(d) for d in os.environ.get("REMINDER_DAYS", "30,7,1").split(",")
                                if d.strip()),
         "DOCUMENTS_REMINDER_DAYS": int(os.environ.get("DOCUMENTS_REMINDER_DAYS", 15)),
+        "IMPLICIT_DECISION_ALERT_DAYS": int(os.environ.get("IMPLICIT_DECISION_ALERT_DAYS", 15)),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", False),

@@ -2,8 +2,10 @@
 
 import instruction.audit.chain  # noqa: F401  (seals every new audit event into the chain)
 from instruction.accounts.models import User  # noqa: F401
+from instruction.acts.models import LegalAct  # noqa: F401
 from instruction.audit.models import AuditVerification  # noqa: F401
 from instruction.campaigns.models import Aid, Campaign  # noqa: F401
+from instruction.commission.models import CommissionSession, SessionLine  # noqa: F401
 from instruction.dossiers.models import (  # noqa: F401
     AuditEvent,
     Document,

@@ -144,6 +144,19 @@ EXPECTED: dict[str, Row] = {
                                             data=lambda: {"reason": "Saisi par erreur", "token": token_urlsafe(24)}),
     "GET backoffice.epci_envelopes":    STAFF_PAGE,
 
+    # --- legal acts (acknowledgments, decision letters)
+    "GET acts.download":                Row(LOGIN,    200,        404,        200,       200,    200),
+
+    # --- commission permanente (the world's campaign votes nothing: no session can be created)
+    "GET commission.sessions":          STAFF_PAGE,
+    "POST commission.sessions":         Row(LOGIN,    403,        403,        400,       400,    400),
+    "GET commission.session":           STAFF_PAGE,
+    "POST commission.propose":          Row(LOGIN,    403,        403,        400,       400,    400),
+    "POST commission.record_vote":      Row(LOGIN,    403,        403,        403,       403,    400),
+    "POST commission.grant_adopted":    Row(LOGIN,    403,        403,        403,       403,    409),
+    "GET commission.agenda_as_pdf":     STAFF_PAGE,
+    "GET commission.agenda_as_xlsx":    STAFF_PAGE,
+
     # --- documents
     "GET documents.download":           Row(LOGIN,    200,        404,        200,       200,    200),
     "GET documents.download on draft":  Row(LOGIN,    200,        404,        404,       404,    404, on="draft"),

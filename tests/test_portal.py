@@ -454,7 +454,7 @@ def test_the_dossier_page_explains_the_state_timeline_and_decision(client, sessi
     html = page(client.get(f"/portail/dossiers/{dossier.id}"))
     assert "La Région vous a attribué une subvention" in html
     decision = re.search(r'data-testid="decision".*?</section>', html, re.S).group(0)
-    assert "1 000,00 €" in decision and "La lettre de décision sera disponible ici." in decision
+    assert "1 000,00 €" in decision and "La lettre de décision est disponible dans la rubrique « Actes »." in decision
     timeline = re.search(r'data-testid="timeline".*?</ol>', html, re.S).group(0)
     for label in ("Brouillon créé", "Dossier déposé", "Dossier déclaré éligible", "Subvention attribuée"):
         assert label in timeline

@@ -9,6 +9,7 @@ objects): a route whose URL has an argument not listed here makes the matrix fai
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 
 from flask.testing import FlaskClient
@@ -16,6 +17,8 @@ from sqlalchemy import select
 
 from instruction.accounts import services as accounts
 from instruction.accounts.models import User
+from instruction.acts import services as legal_acts
+from instruction.commission.models import CommissionSession
 from instruction.documents import services as documents
 from instruction.dossiers import services as dossiers_services
 from instruction.dossiers.models import Dossier
@@ -60,8 +63,12 @@ def build_world(session) -> World:
                             context={"reference": dossiers["received"].reference},
                             deliveries=[Delivery(user=users["applicant_a"], email=users["applicant_a"].email)])
     session.add(message)
+    commission_session = CommissionSession(campaign=dossiers["received"].campaign, session_on=date(2026, 12, 7),
+                                           place="Besançon", created_at=factories.NOW)
+    session.add(commission_session)
     session.flush()
     common = {
+        "session_id": commission_session.id,  # a session of the commission permanente, not voted
         "user_id": pending.id,  # an account of A waiting for approval
         "delivery_id": message.deliveries[0].id,  # a notification of the applicant of A
         "siren": epci_a.siren,
@@ -84,6 +91,8 @@ def build_world(session) -> World:
         stored.write_bytes(factories.pdf_bytes())
         values[state] = {**common, "dossier_id": dossier.id, "line_id": line.id,
                          "document_id": line.documents[0].id}
+        if acts := legal_acts.acts_of(dossier.id):  # its acknowledgment (none for a draft)
+            values[state]["act_id"] = acts[0].id
     session.commit()
     return World(users=users, dossiers=dossiers, values=values)
 

@@ -18,6 +18,8 @@ BEAT_SCHEDULE = {
     # Instructors' digest, 8:00 Monday to Friday; the job itself skips public holidays.
     "digest": {"task": "worker.send_digests",
                "schedule": crontab(minute=0, hour=8, day_of_week="mon-fri")},
+    # PDF of the legal acts issued meanwhile (else rendered at their first download).
+    "render-acts": {"task": "worker.render_acts", "schedule": crontab(minute="*/5")},
     # The audit chain, verified every night; the admin home shows the result.
     "audit-chain": {"task": "worker.verify_audit_chain", "schedule": crontab(minute=30, hour=3)},
 }

@@ -42,6 +42,11 @@ def send_digests() -> str:
     return jobs.run_job("digest", now=clock.now())
 
 
+@shared_task(name="worker.render_acts")
+def render_acts() -> str:
+    return jobs.run_job("acts")
+
+
 @shared_task(name="worker.verify_audit_chain")
 def verify_audit_chain() -> str:
     """Verify the audit chain and store the result that the admin home shows."""

@@ -78,13 +78,14 @@ SORTS: dict[str, tuple[str, object]] = {
     "depose": ("Déposé le", Dossier.submitted_at),
     "demande": ("Montant demandé", Dossier.requested_amount),
     "calcule": ("Montant calculé", Dossier.computed_amount),
+    "rejet": ("Rejet implicite le", Dossier.implicit_decision_on),
     "attribue": ("Attribué", Dossier.granted_amount),
     "verse": ("Versé", Dossier.paid_amount),
     "reste": ("Reste à verser", LEFT_TO_PAY),
     "instructeur": ("Instructeur", Assignee.full_name),
 }
 # The amount columns of a tab: what was asked while instructing, what was decided and paid after.
-AMOUNT_SORTS = {False: ("demande", "calcule"), True: ("attribue", "verse", "reste")}
+AMOUNT_SORTS = {False: ("demande", "calcule", "rejet"), True: ("attribue", "verse", "reste")}
 
 
 def sorts_for(tab: Tab) -> dict[str, tuple[str, object]]:
@@ -151,6 +152,7 @@ class QueueFilters:
     instructor: str | None = None  # a user id as text, or UNASSIGNED
     submitted_from: date | None = None
     submitted_to: date | None = None
+    implicit_by: date | None = None  # open dossiers implicitly rejected on or before this day
     q: str = ""
     sort: str = DEFAULT_SORT
     descending: bool = False
@@ -171,6 +173,7 @@ class QueueFilters:
             "instructeur": f.instructor,
             "depose_du": f.submitted_from.isoformat() if f.submitted_from else None,
             "depose_au": f.submitted_to.isoformat() if f.submitted_to else None,
+            "rejet_au": f.implicit_by.isoformat() if f.implicit_by else None,
             "q": f.q or None,
             "tri": f.sort if f.sort != DEFAULT_SORT else None,
             "ordre": "desc" if f.descending else None,
@@ -183,7 +186,7 @@ class QueueFilters:
         """How many filters narrow the list (the tab aside)."""
         return sum(v is not None and v != "" for v in (
             self.state, self.aid, self.departement, self.epci, self.kind, self.instructor,
-            self.submitted_from, self.submitted_to, self.q))
+            self.submitted_from, self.submitted_to, self.implicit_by, self.q))
 
 
 def _shown(value: str) -> str:
@@ -234,7 +237,8 @@ def parse_filters(args: Mapping[str, str], options: FilterOptions, *, role: str,
                         "Instructeur « {} » inconnu : filtre ignoré.")
 
     dates: dict[str, date | None] = {}
-    for name, label in (("depose_du", "de début"), ("depose_au", "de fin")):
+    for name, label in (("depose_du", "de début"), ("depose_au", "de fin"),
+                        ("rejet_au", "de rejet implicite")):
         value = text(name)
         dates[name] = _parse_date(value) if value else None
         if value and dates[name] is None:
@@ -242,7 +246,7 @@ def parse_filters(args: Mapping[str, str], options: FilterOptions, *, role: str,
                             "filtre ignoré.")
     if dates["depose_du"] and dates["depose_au"] and dates["depose_du"] > dates["depose_au"]:
         warnings.append("La date de début est postérieure à la date de fin : filtre de dates ignoré.")
-        dates = {"depose_du": None, "depose_au": None}
+        dates |= {"depose_du": None, "depose_au": None}
 
     q = " ".join(text("q").split())
     if len(q) > MAX_SEARCH:
@@ -265,7 +269,8 @@ def parse_filters(args: Mapping[str, str], options: FilterOptions, *, role: str,
         tab=tab, role=role, user_id=user_id, state=state, aid=int(aid) if aid else None,
         departement=departement, epci=epci, epci_id=options.epci_id(epci) if epci else None,
         kind=kind, instructor=instructor, submitted_from=dates["depose_du"],
-        submitted_to=dates["depose_au"], q=q, sort=sort, descending=order == "desc", page=page,
+        submitted_to=dates["depose_au"], implicit_by=dates["rejet_au"], q=q, sort=sort,
+        descending=order == "desc", page=page,
         warnings=tuple(warnings),
     )
 
@@ -328,6 +333,8 @@ def filter_conditions(f: QueueFilters) -> list:
         conditions.append(Dossier.submitted_at >= _paris_midnight(f.submitted_from))
     if f.submitted_to:  # inclusive: the whole last day, Europe/Paris
         conditions.append(Dossier.submitted_at < _paris_midnight(f.submitted_to + timedelta(days=1)))
+    if f.implicit_by:
+        conditions.append(Dossier.implicit_decision_on <= f.implicit_by)
     for term in f.q.split():
         # The applicants named by the term are found in the small collectivité table first; the
         # reference is matched through its trigram index (PostgreSQL): no join, no scan per term.

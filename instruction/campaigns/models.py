@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from instruction.db import Base, UTCDateTime
@@ -27,6 +27,8 @@ class Campaign(Base):
     deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
     parameters_code: Mapped[str] = mapped_column(String(30))
     dates_set_by_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Grants are voted by the commission permanente (parameter ``acts.grants_need_vote``).
+    grants_need_vote: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     aids: Mapped[list[Aid]] = relationship(back_populates="campaign", order_by="Aid.number")
 

@@ -31,7 +31,8 @@ def sync_campaigns() -> list[str]:
             campaign = Campaign(code=code, parameters_code=code)
             db.session.add(campaign)
             changes.append(f"Campagne créée : {code} ({params.title})")
-        wanted = {"title": params.title, "reference_prefix": params.reference_prefix}
+        wanted = {"title": params.title, "reference_prefix": params.reference_prefix,
+                  "grants_need_vote": params.acts_at(params.opens_at).grants_need_vote}
         if not campaign.dates_set_by_admin:  # dates an admin moved are the admin's
             wanted |= {"opens_at": params.opens_at, "deadline_at": params.deadline}
         for field, value in wanted.items():

@@ -90,6 +90,12 @@ class Dossier(Base):
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Legal acts (instruction/acts): when the requested documents were last provided, the day
+    # they are due while incomplete, and the day silence becomes an implicit rejection (open
+    # dossiers only: set at submission and completion, cleared by a request or a decision).
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    documents_due_on: Mapped[date | None]
+    implicit_decision_on: Mapped[date | None] = mapped_column(index=True)
 
     # Population frozen at submission, with its source and year.
     population: Mapped[int | None]

@@ -9,6 +9,7 @@ on any exception.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from instruction.accounts.models import User
 from instruction.accounts.services import approved_agents_query
+from instruction.acts import services as acts
 from instruction.campaigns.models import Campaign
 from instruction.dossiers import envelopes
 from instruction.dossiers.evaluation import evaluate_dossier, scope_of
@@ -154,10 +156,12 @@ def _check(action: str, dossier: Dossier, actor: User | None, now: datetime, rea
 
 def _apply(action: str, dossier: Dossier, actor: User | None, now: datetime, reason: str | None,
            extra_context: dict | None = None, event_fields: dict | None = None, *,
-           expected: dict | None = None, **fields) -> AuditEvent:
+           expected: dict | None = None, issue: Callable[[], dict] | None = None,
+           **fields) -> AuditEvent:
     """Move the dossier (with ``fields``) in one conditional UPDATE; audit and notify. The UPDATE
     matches only the state it was read in, and the ``expected`` column values (the amounts a money
-    operation computed from)."""
+    operation computed from). ``issue`` issues the legal act of the transition once the dossier
+    has moved and returns what the notification adds to its context (the act, its dates)."""
     transition = TRANSITIONS[action]
     from_state = dossier.state
     target = transition.target_from(from_state)
@@ -179,10 +183,11 @@ def _apply(action: str, dossier: Dossier, actor: User | None, now: datetime, rea
                        **(event_fields or {}))
     db.session.add(event)
     db.session.flush()
+    extra = issue() if issue is not None else {}
     notifications.queue(
         action, key=f"dossier:{dossier.id}:event:{event.id}", dossier=dossier,
         recipients=_recipients(dossier, transition.notify),
-        context={**_event_context(dossier, event), **(extra_context or {})},
+        context={**_event_context(dossier, event), **(extra_context or {}), **extra},
     )
     return event
 
@@ -264,6 +269,8 @@ def submit(dossier: Dossier, actor: User, *, now: datetime) -> AuditEvent:
     if not decision.eligible:
         raise ActionConflict(f"Le dossier ne peut pas être déposé. {_failed_findings(decision)}")
     return _apply("submit", dossier, actor, now, None, submitted_at=now,
+                  issue=lambda: _acknowledge(dossier, now), completed_at=None, documents_due_on=None,
+                  implicit_decision_on=acts.implicit_decision_on(dossier, now, None),
                   population=collectivite.population, population_source=collectivite.population_source,
                   population_year=collectivite.population_year, cap_scope=decision.cap.scope,
                   requested_amount=decision.amount)
@@ -272,8 +279,12 @@ def submit(dossier: Dossier, actor: User, *, now: datetime) -> AuditEvent:
 def request_documents(dossier: Dossier, actor: User, message: str, *, now: datetime) -> AuditEvent:
     _check("request_documents", dossier, actor, now, message)
     dossier.messages.append(DossierMessage(author=actor, body=message.strip(), created_at=now))
+    due = acts.documents_due_on(dossier, now)
     # Back to the applicant: an eligibility declared before no longer holds (see _going_back).
-    return _apply("request_documents", dossier, actor, now, message, **_going_back())
+    # L114-5: what is missing and by when; the implicit-decision period runs again on completion.
+    return _apply("request_documents", dossier, actor, now, message,
+                  issue=lambda: {"missing": message.strip(), "due_on": format_date_fr(due)},
+                  documents_due_on=due, implicit_decision_on=None, **_going_back())
 
 
 def resubmit(dossier: Dossier, actor: User, message: str = "", *, now: datetime) -> AuditEvent:
@@ -282,7 +293,10 @@ def resubmit(dossier: Dossier, actor: User, message: str = "", *, now: datetime)
         dossier.messages.append(DossierMessage(author=actor, body=message.strip(), created_at=now))
     # The lines may have changed while documents were requested: the request follows them.
     requested = evaluate_dossier(dossier, now).amount
-    return _apply("resubmit", dossier, actor, now, message, requested_amount=requested)
+    return _apply("resubmit", dossier, actor, now, message, requested_amount=requested,
+                  issue=lambda: _acknowledge(dossier, now, completed_at=now),
+                  completed_at=now, documents_due_on=None,
+                  implicit_decision_on=acts.implicit_decision_on(dossier, dossier.submitted_at, now))
 
 
 def declare_eligible(dossier: Dossier, actor: User, *, now: datetime) -> AuditEvent:
@@ -298,14 +312,23 @@ def declare_eligible(dossier: Dossier, actor: User, *, now: datetime) -> AuditEv
 
 def declare_ineligible(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> AuditEvent:
     _check("declare_ineligible", dossier, actor, now, reason)
-    return _apply("declare_ineligible", dossier, actor, now, reason, decided_at=now, closed_at=now)
+    return _apply("declare_ineligible", dossier, actor, now, reason, decided_at=now, closed_at=now,
+                  implicit_decision_on=None,
+                  issue=lambda: _letter(acts.issue_decision_letter(dossier, "ineligibility",
+                                                                   reason=reason, now=now)))
 
 
 def grant(dossier: Dossier, actor: User, amount: Decimal | None = None, *,
-          now: datetime, token: str | None = None) -> AuditEvent:
-    """Commit ``amount`` (default: the computed amount) to the dossier's envelope and grant it."""
+          now: datetime, token: str | None = None, deliberation: dict | None = None) -> AuditEvent:
+    """Commit ``amount`` (default: the computed amount) to the dossier's envelope and grant it.
+
+    When the campaign's grants are voted in session, only the adopted deliberation (its number
+    and session date, cited by the letter) grants."""
     _claim(token, dossier, "grant", now)
     _check("grant", dossier, actor, now, None)
+    if dossier.campaign.grants_need_vote and deliberation is None:
+        raise ActionConflict("Les subventions de cette campagne sont votées par la commission "
+                             "permanente : proposez le dossier à une séance.")
     computed = dossier.computed_amount or Decimal("0.00")
     amount = computed if amount is None else Decimal(amount)
     if amount != amount.quantize(CENT) or amount <= 0:
@@ -326,12 +349,18 @@ def grant(dossier: Dossier, actor: User, amount: Decimal | None = None, *,
             f"déjà engagé {format_euros(envelope.consumed)}).")
     if dossier.aid_number == 1:
         _grant_packs(dossier)
-    return _apply("grant", dossier, actor, now, None, granted_amount=amount, decided_at=now)
+    return _apply("grant", dossier, actor, now, None, granted_amount=amount, decided_at=now,
+                  implicit_decision_on=None,
+                  issue=lambda: _letter(acts.issue_grant_letter(dossier, amount=amount, now=now,
+                                                                deliberation=deliberation)))
 
 
 def refuse(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> AuditEvent:
     _check("refuse", dossier, actor, now, reason)
-    return _apply("refuse", dossier, actor, now, reason, decided_at=now, closed_at=now)
+    return _apply("refuse", dossier, actor, now, reason, decided_at=now, closed_at=now,
+                  implicit_decision_on=None,
+                  issue=lambda: _letter(acts.issue_decision_letter(dossier, "refusal", reason=reason,
+                                                                   now=now)))
 
 
 def record_payment(dossier: Dossier, actor: User, *, amount: Decimal, paid_on: date, reference: str,
@@ -419,7 +448,7 @@ def cancel_payment(dossier: Dossier, payment_id: int, actor: User, reason: str, 
 
 def withdraw(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> AuditEvent:
     _check("withdraw", dossier, actor, now, reason)
-    return _apply("withdraw", dossier, actor, now, reason, closed_at=now)
+    return _apply("withdraw", dossier, actor, now, reason, closed_at=now, implicit_decision_on=None)
 
 
 def expire(dossier: Dossier, actor: User | None = None, *, now: datetime) -> AuditEvent:
@@ -436,8 +465,10 @@ def cancel_grant(dossier: Dossier, actor: User, reason: str, *, now: datetime,
     envelopes.release(_envelope_of(dossier, now), dossier.granted_amount)
     for pack_grant in db.session.scalars(select(PackGrant).where(PackGrant.dossier_id == dossier.id)):
         db.session.delete(pack_grant)
+    letter = acts.issue_decision_letter(dossier, "cancellation", reason=reason, now=now)
     return _apply("cancel_grant", dossier, actor, now, reason, expected=_amounts_read(dossier),
-                  granted_amount=None, paid_amount=None, decided_at=None)
+                  granted_amount=None, paid_amount=None, decided_at=None,
+                  issue=lambda: _letter(letter))
 
 
 def reopen(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> AuditEvent:
@@ -474,6 +505,25 @@ def _going_back() -> dict:
     computed amount are evaluated again when it is declared eligible, and meanwhile its demand on
     the envelope is its requested amount (recomputed at resubmission)."""
     return {"evaluation": None, "computed_amount": None}
+
+
+def _acknowledge(dossier: Dossier, now: datetime, completed_at: datetime | None = None) -> dict:
+    """Issue the acknowledgment of receipt; what its e-mail shows (CRPA L112-3, R112-5)."""
+    act = acts.issue_acknowledgment(dossier, received_at=dossier.submitted_at or now,
+                                    completed_at=completed_at, now=now)
+    context = _letter(act)
+    if completed_at is not None:  # the completion's own e-mail goes to the instructor
+        notifications.queue("acknowledgment", key=f"dossier:{dossier.id}:act:{act.id}", dossier=dossier,
+                            recipients=_recipients(dossier, ("applicants",)),
+                            context={"reference": dossier.reference, "state": dossier.state, **context})
+    return context
+
+
+def _letter(act) -> dict:
+    """The notification's context for an issued act: the act and the mentions its e-mail shows."""
+    keys = ("received_on", "completed_on", "implicit_decision_on", "implicit_rejection_months",
+            "amount", "amount_in_words", "deliberation", "identity", "recourse_months")
+    return {"act": acts.summary(act)} | {k: act.content[k] for k in keys if k in act.content}
 
 
 def _envelope_of(dossier: Dossier, now: datetime):

@@ -22,7 +22,7 @@ from instruction.accounts.services import approved_agents_query
 from instruction.campaigns.models import Campaign
 from instruction.dossiers import services as dossiers
 from instruction.dossiers.models import AuditEvent, Dossier, Envelope
-from instruction.dossiers.workflow import WAITING_STATES
+from instruction.dossiers.workflow import PENDING_STATES, WAITING_STATES
 from instruction.extensions import db
 from instruction.notifications import delivery, dispatch
 from instruction.notifications.calendar import is_working_day
@@ -207,12 +207,21 @@ def _documents_reminders(now: datetime) -> int:
 
 def send_digests(now: datetime) -> str:
     """Each instructor's daily digest, on working days, when there is something to say: dossiers
-    received since their last digest, dossiers assigned to them waiting for them, envelopes at
+    received since their last digest, dossiers assigned to them waiting for them, open dossiers
+    whose implicit rejection comes within ``IMPLICIT_DECISION_ALERT_DAYS`` (15), envelopes at
     least 90 % consumed. One per instructor and day (key ``digest:<user id>:<date>``)."""
     today = paris_date(now)
     if not is_working_day(today):
         return f"{format_date_fr(today)} : jour non ouvré, pas de synthèse"
     envelopes = _envelopes_nearly_exhausted()
+    horizon = today + timedelta(days=current_app.config.get("IMPLICIT_DECISION_ALERT_DAYS", 15))
+    implicit = [
+        {"id": d.id, "reference": d.reference, "title": d.title, "state": d.state_label,
+         "collectivite": d.collectivite.name, "on": format_date_fr(d.implicit_decision_on)}
+        for d in db.session.scalars(select(Dossier).where(
+            Dossier.state.in_(PENDING_STATES),
+            Dossier.implicit_decision_on >= today, Dossier.implicit_decision_on <= horizon)
+            .order_by(Dossier.implicit_decision_on, Dossier.id).limit(50))]
     sent = 0
     instructors = db.session.scalars(select(User).where(
         User.role == "instructor", User.active.is_(True)).order_by(User.id)).all()
@@ -225,11 +234,12 @@ def send_digests(now: datetime) -> str:
             Dossier.submitted_at > since, Dossier.submitted_at <= now))
         waiting = _dossier_rows(select(Dossier).where(
             Dossier.assigned_to_id == instructor.id, Dossier.state.in_(WAITING_STATES)))
-        if not (new or waiting or envelopes):
+        if not (new or waiting or implicit or envelopes):
             continue
         sent += _queue_once("digest", key, recipients=[instructor], context={
             "full_name": instructor.full_name, "date": format_date_fr(today), "until": now.isoformat(),
-            "new": new, "waiting": waiting, "envelopes": envelopes})
+            "new": new, "waiting": waiting, "implicit": implicit,
+            "implicit_days": (horizon - today).days, "envelopes": envelopes})
     return f"{sent} synthèse(s) envoyée(s)"
 
 
@@ -273,9 +283,17 @@ def _envelopes_nearly_exhausted() -> list[dict]:
     return result
 
 
+def render_acts(now: datetime) -> str:
+    """Render the PDF of the legal acts issued since the last run (each once, see instruction/acts)."""
+    from instruction.acts.services import render_pending
+
+    return f"{render_pending(now=now)} acte(s) mis en forme"
+
+
 JOBS: dict[str, Callable[[datetime], str]] = {
     "deadline": expire_drafts,
     "reminders": send_reminders,
     "digest": send_digests,
     "dispatch": dispatch_pending,
+    "acts": render_acts,
 }

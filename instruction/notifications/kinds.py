@@ -10,6 +10,7 @@ from __future__ import annotations
 KINDS: dict[str, tuple[str, str]] = {
     "submit": ("Dossier déposé", "Dossier {reference} : dépôt enregistré"),
     "request_documents": ("Pièces demandées", "Dossier {reference} : des pièces sont demandées"),
+    "acknowledgment": ("Accusé de réception", "Dossier {reference} : accusé de réception"),
     "resubmit": ("Dossier complété par le demandeur", "Dossier {reference} : pièces complémentaires reçues"),
     "declare_eligible": ("Dossier déclaré éligible", "Dossier {reference} : dossier éligible"),
     "declare_ineligible": ("Dossier déclaré inéligible", "Dossier {reference} : dossier inéligible"),

@@ -153,6 +153,28 @@ class AidParameters:
 
 
 @dataclass(frozen=True)
+class ActsRules:
+    """The values of the legal acts in force at one instant (CRPA periods, vote, payment)."""
+
+    implicit_rejection_months: int  # silence becomes an implicit rejection (CRPA L231-4)
+    documents_answer_days: int  # time given to provide requested documents (L114-5)
+    recourse_months: int  # recours gracieux / contentieux after notification (CJA R421-1)
+    payment_request_months: int  # the payment must be asked for within this time of the grant
+    grants_need_vote: bool  # grants are voted by the commission permanente
+    references: MappingProxyType  # name -> legal reference of the value in force
+
+
+# The acts' parameters of a file that has no ``acts`` section (docs/rules.md).
+ACTS_DEFAULTS = {
+    "implicit_rejection_months": (2, "Code des relations entre le public et l'administration, art. L231-4"),
+    "documents_answer_days": (30, "Code des relations entre le public et l'administration, art. L114-5"),
+    "recourse_months": (2, "Code de justice administrative, art. R421-1"),
+    "payment_request_months": (24, "Règlement d'intervention : délai de demande de versement"),
+    "grants_need_vote": (False, "Attribution par décision de l'exécutif, sans vote en commission"),
+}
+
+
+@dataclass(frozen=True)
 class CampaignParameters:
     """A campaign. Submission is accepted iff ``opens_at <= submitted_at < deadline``."""
 
@@ -165,6 +187,7 @@ class CampaignParameters:
     aids: MappingProxyType  # aid number -> AidParameters
     version: str  # "<code>@<first 12 hex digits of the file's SHA-256>"
     source: str
+    acts: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # ``acts`` section
 
     def has_opened(self, submitted_at: datetime) -> bool:
         return opening_problem(self.opens_at, submitted_at) is None
@@ -189,6 +212,16 @@ class CampaignParameters:
 
     def rules(self, aid: int, instant: datetime | date) -> AidRules:
         return self.aid(aid).rules_at(instant)
+
+    def acts_at(self, instant: datetime | date) -> ActsRules:
+        """The acts' values in force at ``instant`` (defaults for what the file does not date)."""
+        values, references = {}, {}
+        for name, (value, reference) in ACTS_DEFAULTS.items():
+            if name in self.acts:
+                entry = self.acts[name].entry_at(instant)
+                value, reference = entry.value, entry.reference
+            values[name], references[name] = value, reference
+        return ActsRules(**values, references=MappingProxyType(references))
 
 
 # --- YAML loading and validation -------------------------------------------------------------
@@ -316,6 +349,22 @@ _RULES = {
 }
 
 
+# Dated parameters of the ``acts`` section: name -> converter.
+_ACTS = {
+    "implicit_rejection_months": lambda r, p, v: r.integer(p, v),
+    "documents_answer_days": lambda r, p, v: r.integer(p, v),
+    "recourse_months": lambda r, p, v: r.integer(p, v),
+    "payment_request_months": lambda r, p, v: r.integer(p, v),
+    "grants_need_vote": lambda r, p, v: r.boolean(p, v),
+}
+
+
+def _acts(reader: _Reader, raw: Any) -> MappingProxyType:
+    reader.mapping("acts", raw, set(), frozenset(_ACTS))
+    return MappingProxyType({name: _dated(reader, f"acts.{name}", raw[name], convert)
+                             for name, convert in _ACTS.items() if name in raw})
+
+
 def _dated(reader: _Reader, path: str, raw: Any, convert) -> DatedParameter:
     if not isinstance(raw, dict) or not raw:
         raise reader.error(path, "expected a mapping of effective dates (YYYY-MM-DD) to "
@@ -368,7 +417,7 @@ def parse_campaign(text: str, source: str, expected_code: str | None = None) -> 
     except yaml.YAMLError as error:
         raise ParameterError(f"{source}: invalid YAML: {error}") from None
     top = {"code", "title", "reference_prefix", "reference", "opens_at", "deadline", "aids"}
-    reader.mapping("(top level)", raw, top)
+    reader.mapping("(top level)", raw, top, frozenset({"acts"}))
     code = reader.text("code", raw["code"])
     if not _CODE.fullmatch(code) or (expected_code is not None and code != expected_code):
         raise reader.error("code", f"{code!r} must be lowercase letters, digits and dashes"
@@ -403,6 +452,7 @@ def parse_campaign(text: str, source: str, expected_code: str | None = None) -> 
         aids=MappingProxyType(dict(sorted(parsed.items()))),
         version=f"{code}@{hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]}",
         source=source,
+        acts=_acts(reader, raw["acts"]) if "acts" in raw else MappingProxyType({}),
     )
 
 

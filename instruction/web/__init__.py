@@ -58,14 +58,17 @@ def register_web(app: Flask) -> None:
     app.url_map.converters["int"] = DatabaseIdConverter
     from instruction.accounts.account_views import bp as account_bp
     from instruction.accounts.views import bp as auth_bp
+    from instruction.acts.views import bp as acts_bp
     from instruction.admin.views import bp as admin_bp
     from instruction.backoffice.views import bp as backoffice_bp
+    from instruction.commission.views import bp as commission_bp
     from instruction.documents.views import bp as documents_bp
     from instruction.notifications.views import bp as notifications_bp
     from instruction.portal.views import bp as portal_bp
     from instruction.web.views import bp as main_bp
 
-    for blueprint in (auth_bp, account_bp, main_bp, portal_bp, backoffice_bp, documents_bp, notifications_bp, admin_bp):
+    for blueprint in (auth_bp, account_bp, main_bp, portal_bp, backoffice_bp, documents_bp, notifications_bp,
+                      admin_bp, acts_bp, commission_bp):
         app.register_blueprint(blueprint)
     register_filters(app)
 
