@@ -5,7 +5,7 @@ two months after their Paris day of submission (the rule of instruction.rules.ac
 this migration was written: a missing day is the last of the month).
 
 Revision ID: f264b4c5a6dd
-Revises: 26e337c8b476
+Revises: e2a6c3d4f5b8
 Create Date: 2026-12-01 21:34:11.760569
 
 """
@@ -19,7 +19,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'f264b4c5a6dd'
-down_revision = '26e337c8b476'
+down_revision = 'e2a6c3d4f5b8'
 branch_labels = None
 depends_on = None
 
