@@ -340,3 +340,21 @@ def test_the_granted_dossier_snapshot_can_fail(session):
     dossier.lines[0].label = "changé"
     session.flush()
     assert frozen_state(session, dossier.id) != before
+
+
+def test_a_nul_character_in_a_form_is_a_french_400_and_saves_nothing(app, client, session, monkeypatch):
+    """Found by the fuzzing: a reason holding U+0000 reached PostgreSQL (a 500)."""
+    import html
+
+    monkeypatch.setattr("instruction.clock.now", lambda: factories.NOW)
+    dossier = factories.dossier("received")
+    applicant = factories.applicant_of(dossier.collectivite)
+    session.commit()
+    factories.log_in(client, applicant)
+    response = client.post(f"/portail/dossiers/{dossier.id}/retirer", data={"reason": "Projet\x00 abandonné"})
+    assert response.status_code == 400
+    assert "caractère invalide (caractère nul)" in html.unescape(response.get_data(as_text=True))
+    session.expire_all()
+    assert session.get(Dossier, dossier.id).state == "received"
+    response = client.post(f"/portail/dossiers/{dossier.id}/retirer", data={"reason": "Projet abandonné"})
+    assert response.status_code == 302 and session.get(Dossier, dossier.id).state == "withdrawn"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, abort, current_app, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -53,8 +53,18 @@ def standalone_page(code: int, title: str, message: str) -> str:
         code=code, title=title, message=message)
 
 
+def refuse_nul_characters() -> None:
+    """A form field holding a NUL character (U+0000) is refused with a French 400: PostgreSQL text
+    cannot store it, and the insert would fail as a 500 (found by the fuzzing). Query strings are
+    left to the views, which read them without saving them."""
+    if any("\x00" in key or any("\x00" in value for value in values) for key, values in request.form.lists()):
+        abort(400, "Le formulaire contient un caractère invalide (caractère nul) : corrigez la saisie, "
+                   "puis renvoyez-le. Rien n'a été enregistré.")
+
+
 def register_web(app: Flask) -> None:
     app.after_request(security_headers)
+    app.before_request(refuse_nul_characters)
     app.url_map.converters["int"] = DatabaseIdConverter
     from instruction.accounts.account_views import bp as account_bp
     from instruction.accounts.views import bp as auth_bp
