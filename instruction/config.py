@@ -77,6 +77,10 @@ def load_config(instance: Path, overrides: dict) -> dict:
                                if d.strip()),
         "DOCUMENTS_REMINDER_DAYS": int(os.environ.get("DOCUMENTS_REMINDER_DAYS", 15)),
         "IMPLICIT_DECISION_ALERT_DAYS": int(os.environ.get("IMPLICIT_DECISION_ALERT_DAYS", 15)),
+
+        # Files of dossiers closed longer than this are deleted by the nightly purge (ten years:
+        # the keeping of accounting documents).
+        "DOCUMENT_RETENTION_DAYS": int(os.environ.get("DOCUMENT_RETENTION_DAYS", 3650)),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", False),

@@ -1,7 +1,7 @@
 """Imports every model so that the metadata (and Alembic autogenerate) sees them all."""
 
 import instruction.audit.chain  # noqa: F401  (seals every new audit event into the chain)
-from instruction.accounts.models import User  # noqa: F401
+from instruction.accounts.models import RecoveryCode, User  # noqa: F401
 from instruction.acts.models import LegalAct  # noqa: F401
 from instruction.audit.models import AuditVerification  # noqa: F401
 from instruction.campaigns.models import Aid, Campaign  # noqa: F401

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import count
 from secrets import token_hex
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from instruction.accounts.models import User
 from instruction.accounts.services import create_user
@@ -30,14 +31,34 @@ def epci(siren: str = "200000925") -> Epci:
     return db.session.scalar(select(Epci).where(Epci.siren == siren))
 
 
+# The TOTP secret of the admins the factories create (two-factor authentication is mandatory for
+# them); ``log_in`` types its current code.
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
 def user(role: str = "instructor", *, collectivite=None, email: str | None = None,
-         password: str = PASSWORD, full_name: str | None = None, **kw):
+         password: str = PASSWORD, full_name: str | None = None, totp: bool | None = None, **kw):
+    """An account; admins come with two-factor authentication enrolled (``totp=False``: not yet,
+    they enrol at their first login), other staff without (``totp=True``: with)."""
     if role == "applicant" and collectivite is None:
         collectivite = commune()
     n = next(_seq)
-    return create_user(email=email or f"{role}{n}@exemple.fr", full_name=full_name or f"Agent {n}",
-                       password=password, role=role, collectivite=collectivite,
-                       **{"now": NOW, **kw})
+    created = create_user(email=email or f"{role}{n}@exemple.fr", full_name=full_name or f"Agent {n}",
+                          password=password, role=role, collectivite=collectivite,
+                          **{"now": NOW, **kw})
+    if totp if totp is not None else role == "admin":
+        created.totp_secret, created.totp_enabled_at = TOTP_SECRET, NOW
+        db.session.flush()
+    return created
+
+
+def totp_code(secret: str = TOTP_SECRET) -> str:
+    """The code an authenticator app shows at the application's instant (frozen or not)."""
+    import pyotp
+
+    from instruction import clock
+
+    return pyotp.TOTP(secret).at(clock.now())
 
 
 # --- dossiers ------------------------------------------------------------------------------------
@@ -170,10 +191,29 @@ def jpeg_bytes() -> bytes:
 
 
 def log_in(client, user, password: str = PASSWORD):
-    """Log ``user`` in through the real form; the user must be committed."""
+    """Log ``user`` in through the real form, with the second factor when the account has one;
+    the user must be committed."""
     response = client.post("/connexion", data={"email": user.email, "password": password})
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+    if response.headers["Location"].endswith("/connexion/code"):
+        second_factor(client, user)
+    assert not response.headers["Location"].endswith("/connexion/double-authentification"), \
+        "an admin without two-factor authentication: create it with totp=True, or enrol it"
     return user
+
+
+def second_factor(client, user, *, expected: int = 302):
+    """Type the current TOTP code on the second-factor page. The code of a step is accepted once
+    per account: the step last used is forgotten first, as tests log the same admin in often."""
+    db.session.execute(update(User).where(User.id == user.id).values(totp_last_step=None))
+    db.session.commit()
+    data = {"code": totp_code(user.totp_secret or TOTP_SECRET)}
+    page = client.get("/connexion/code").get_data(as_text=True)
+    if match := re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page):
+        data["csrf_token"] = match.group(1)  # a client with CSRF protection on
+    response = client.post("/connexion/code", data=data)
+    assert response.status_code == expected, response.get_data(as_text=True)[:2000]
+    return response
 
 
 def staff_logged_in(client, session, role: str = "instructor"):

@@ -367,6 +367,7 @@ def test_the_admin_page_is_protected_by_csrf(csrf_client, session):
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
     csrf_client.post("/connexion", data={"email": admin.email, "password": factories.PASSWORD,
                                          "csrf_token": token})
+    factories.second_factor(csrf_client, admin)
     response = csrf_client.post(f"/administration/comptes/{user.id}/valider")
     assert response.status_code == 400 and "Le formulaire a expiré" in text(response)
     page = csrf_client.get("/administration/comptes").get_data(as_text=True)

@@ -16,8 +16,7 @@ def test_login_then_home_per_role(client, session):
                           ("admin", "Administration"), ("applicant", "Espace demandeur")]:
         user = factories.user(role)
         session.commit()
-        response = login(client, user.email)
-        assert response.status_code == 302
+        factories.log_in(client, user)  # with the second factor for the admin
         page = client.get("/").get_data(as_text=True)
         assert heading in page and user.full_name in page
         client.post("/deconnexion")

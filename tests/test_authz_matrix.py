@@ -94,6 +94,16 @@ EXPECTED: dict[str, Row] = {
     "GET account.index":                Row(LOGIN,    200,        200,        200,       200,    200),
     "POST account.change_password":     Row(LOGIN,    400,        400,        400,       400,    400),
     "POST account.end_all_sessions":    Row(LOGIN,    302,        302,        302,       302,    302),
+    # without a login waiting for its second factor, both go back to the login page
+    "GET auth.second_factor":           Row(*_everyone(302)),
+    "POST auth.second_factor":          Row(*_everyone(302)),
+    "GET auth.enrol_second_factor":     Row(*_everyone(302)),
+    "POST auth.enrol_second_factor":    Row(*_everyone(302)),
+    # staff only; the admins of the world have it on already (mandatory), so enrolling is moot
+    "GET account.enrol":                Row(LOGIN,    403,        403,        200,       200,    302),
+    "POST account.enrol":               Row(LOGIN,    403,        403,        400,       400,    302),
+    "POST account.disable":             Row(LOGIN,    403,        403,        400,       400,    400),
+    "POST account.recovery_codes":      Row(LOGIN,    403,        403,        400,       400,    400),
 
     # --- administration
     "GET admin.accounts":               ADMIN_ONLY,
@@ -104,6 +114,8 @@ EXPECTED: dict[str, Row] = {
     "POST admin.change_role":           Row(LOGIN,    403,        403,        403,       403,    400,
                                             data={"role": "finance"}),  # an applicant keeps their role
     "POST admin.deactivate":            Row(LOGIN,    403,        403,        403,       403,    302),
+    "GET admin.export_personal_data":   ADMIN_ONLY,
+    "POST admin.erase_personal_data":   Row(LOGIN,    403,        403,        403,       403,    302),
     "POST admin.reactivate":            Row(LOGIN,    403,        403,        403,       403,    400),  # active
     "POST admin.resend_invitation":     Row(LOGIN,    403,        403,        403,       403,    400),  # not invited
     "GET admin.territory_home":         ADMIN_ONLY,

@@ -278,7 +278,7 @@ def stored(client, session, draft):
 
 
 def login_as(client, user):
-    client.post("/connexion", data={"email": user.email, "password": factories.PASSWORD})
+    factories.log_in(client, user)
 
 
 def test_download_is_an_attachment_with_safe_headers(client, session, stored):

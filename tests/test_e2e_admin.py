@@ -72,6 +72,8 @@ def test_the_admin_invites_an_instructor_who_sets_a_password_and_logs_in(served,
     page.get_by_label("Adresse électronique").fill(served["admin"])
     page.get_by_label("Mot de passe").fill(factories.PASSWORD)
     page.get_by_role("button", name="Se connecter").click()
+    page.get_by_label("Code").fill(factories.totp_code())  # an admin's second factor
+    page.get_by_role("button", name="Valider").click()
     page.get_by_role("link", name="Administration").first.click()
     page.get_by_role("link", name="Personnes").first.click()
     page.get_by_label("Nom et prénom").fill("Inès Moreau")

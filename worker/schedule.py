@@ -20,6 +20,9 @@ BEAT_SCHEDULE = {
                "schedule": crontab(minute=0, hour=8, day_of_week="mon-fri")},
     # PDF of the legal acts issued meanwhile (else rendered at their first download).
     "render-acts": {"task": "worker.render_acts", "schedule": crontab(minute="*/5")},
+
+    # Files of dossiers closed longer than the retention period (DOCUMENT_RETENTION_DAYS).
+    "purge-documents": {"task": "worker.purge_documents", "schedule": crontab(minute=0, hour=3)},
     # The audit chain, verified every night; the admin home shows the result.
     "audit-chain": {"task": "worker.verify_audit_chain", "schedule": crontab(minute=30, hour=3)},
 }

@@ -47,6 +47,13 @@ def render_acts() -> str:
     return jobs.run_job("acts")
 
 
+@shared_task(name="worker.purge_documents")
+def purge_documents() -> str:
+    from instruction import clock
+
+    return jobs.run_job("purge_documents", now=clock.now())
+
+
 @shared_task(name="worker.verify_audit_chain")
 def verify_audit_chain() -> str:
     """Verify the audit chain and store the result that the admin home shows."""

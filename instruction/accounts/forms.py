@@ -137,3 +137,14 @@ class EndSessionsForm(FrenchForm):
     """« Se déconnecter partout »: the CSRF token is all there is."""
 
     submit = SubmitField("Se déconnecter de tous les appareils")
+
+
+class CodeForm(FrenchForm):
+    """The second factor: six digits from the app, or a recovery code."""
+
+    code = StringField("Code", filters=[strip],
+                       description="Le code à six chiffres affiché par votre application "
+                                   "d'authentification, ou l'un de vos codes de secours.",
+                       validators=[DataRequired("Tapez le code affiché par votre application."),
+                                   Length(max=20, message="Le code tient en 20 caractères au plus.")])
+    submit = SubmitField("Valider")

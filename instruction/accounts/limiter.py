@@ -22,6 +22,7 @@ DEFAULTS = {
     "LOGIN_IP_RATE_LIMIT": "50 per 15 minutes",
     "ACCOUNT_EMAIL_RATE_LIMIT": "5 per 15 minutes",
     "REGISTRATION_RATE_LIMIT": "10 per hour",
+    "TOTP_RATE_LIMIT": "5 per 15 minutes",
 }
 
 
@@ -70,6 +71,27 @@ email_limit = limiter.limit(_config("ACCOUNT_EMAIL_RATE_LIMIT"), key_func=ip_and
 # be able to flood them.
 registration_limit = limiter.limit(_config("REGISTRATION_RATE_LIMIT"), key_func=client_ip,
                                    methods=["POST"], deduct_when=form_accepted)
+
+
+def second_factor_key() -> str:
+    """Wrong second-factor codes are counted per account (the one being signed in, or signed in)."""
+    from flask import session
+    from flask_login import current_user
+
+    pending = session.get("second_factor")
+    if isinstance(pending, dict):
+        return f"totp|{str(pending.get('user', '')).partition(':')[0]}"
+    if current_user.is_authenticated:
+        return f"totp|{current_user.id}"
+    return f"totp|ip|{client_ip()}"
+
+
+def code_refused(response) -> bool:
+    return response.status_code in (400, 401)
+
+
+second_factor_limit = limiter.limit(_config("TOTP_RATE_LIMIT"), key_func=second_factor_key,
+                                    methods=["POST"], deduct_when=code_refused)
 
 
 def init_limiter(app: Flask) -> None:

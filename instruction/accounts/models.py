@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -47,6 +47,11 @@ class User(UserMixin, Base):
     # Part of the id kept in the session and in the remember cookie (``get_id``): raising it ends
     # every session and remember cookie of the account (logout, password change, deactivation).
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Two-factor authentication (TOTP, RFC 6238) for staff: the shared secret (base32), when it was
+    # confirmed, and the last 30-second step accepted (a code is never accepted twice).
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
     collectivite: Mapped[Collectivite | None] = relationship()
     approved_by: Mapped[User | None] = relationship(remote_side=[id], foreign_keys=[approved_by_id])
@@ -75,3 +80,15 @@ class User(UserMixin, Base):
     @property
     def role_label(self) -> str:
         return ROLE_LABELS[self.role]
+
+
+class RecoveryCode(Base):
+    """A single-use recovery code of the two-factor authentication, kept hashed."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

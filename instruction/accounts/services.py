@@ -87,6 +87,10 @@ def may_sign_in(user: User) -> bool:
     usable is told why instead (not a login)."""
     return user.email_confirmed_at is not None and not (user.role == "applicant" and user.approved_at is None)
 
+def record_login(user: User, *, now: datetime) -> None:
+    """A login completed (after the second factor, when there is one)."""
+    user.last_login_at = now
+
 
 def end_all_sessions(user: User) -> None:
     """End every session and remember cookie of ``user`` at their next request (logout, a new

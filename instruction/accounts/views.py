@@ -3,14 +3,15 @@ new accounts by the agents of their collectivité (the admins' page is ``instruc
 
 from urllib.parse import urljoin, urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 
 from instruction import clock
-from instruction.accounts import services
+from instruction.accounts import services, two_factor
 from instruction.accounts.forms import (
     ApprovalForm,
+    CodeForm,
     CollectiviteSearchForm,
     EmailForm,
     LoginForm,
@@ -24,6 +25,7 @@ from instruction.accounts.limiter import (
     login_ip_limit,
     login_limit,
     registration_limit,
+    second_factor_limit,
     wait_message,
 )
 from instruction.accounts.models import User
@@ -99,6 +101,9 @@ def login():
         elif user is not None and not services.may_sign_in(user):
             awaiting = user.collectivite
             status = 403
+        elif user is not None and two_factor.required(user):  # the login completes with the code
+            return start_second_factor(user, remember=form.remember.data,
+                                       target=_safe_next(request.args.get("next")))
         elif user is not None:
             login_user(user, remember=form.remember.data)
             flash(f"Bienvenue, {user.full_name}.", "success")
@@ -364,3 +369,109 @@ def refuse_access(user_id: int):
     flash(f"La demande d'accès de {user.full_name} ({user.email}) est refusée : un message lui en donne "
           "le motif.", "success")
     return redirect(_portal_back())
+
+
+# --- second factor (staff) -----------------------------------------------------------------------
+
+PENDING = "second_factor"  # session key: the login waiting for its second factor
+PENDING_MAX_AGE = 600  # seconds to type the code once the password was right
+ENROL_SECRET = "second_factor_secret"  # session key: the secret being enrolled, until confirmed
+
+
+def start_second_factor(user: User, *, remember: bool, target: str | None):
+    """The password was right: remember who is signing in (signed session, 10 minutes), then ask
+    for the code, or, for an admin without it, enrol first."""
+    session.pop(ENROL_SECRET, None)
+    session[PENDING] = {"user": user.get_id(), "remember": bool(remember), "next": target,
+                        "since": int(clock.now().timestamp())}
+    endpoint = "auth.enrol_second_factor" if two_factor.must_enrol(user) else "auth.second_factor"
+    return redirect(url_for(endpoint))
+
+
+def pending_user() -> User | None:
+    data = session.get(PENDING)
+    if not isinstance(data, dict) or clock.now().timestamp() - data.get("since", 0) > PENDING_MAX_AGE:
+        return None
+    parsed = parse_session_id(str(data.get("user", "")))
+    user = db.session.get(User, parsed[0]) if parsed else None
+    if user is None or not user.active or user.session_version != parsed[1]:
+        return None
+    return user
+
+
+def _no_pending_login():
+    session.pop(PENDING, None)
+    flash("Votre connexion a expiré : saisissez à nouveau votre adresse et votre mot de passe.", "warning")
+    return redirect(url_for("auth.login"))
+
+
+def finish_login(user: User):
+    data = session.pop(PENDING)
+    session.pop(ENROL_SECRET, None)
+    perform(services.record_login, user, now=clock.now())
+    login_user(user, remember=data.get("remember", False))
+    flash(f"Bienvenue, {user.full_name}.", "success")
+    return data.get("next") or _home_for(user)
+
+
+@bp.route("/connexion/code", methods=["GET", "POST"])
+@second_factor_limit
+def second_factor():
+    user = pending_user()
+    if user is None or two_factor.must_enrol(user):
+        return _no_pending_login()
+    form = CodeForm()
+    status = 200
+    if form.validate_on_submit():
+        if attempt(two_factor.verify, user, form.code.data, now=clock.now()).value:
+            return redirect(finish_login(user))
+        form.code.errors = [*form.code.errors, "Code incorrect ou déjà utilisé : tapez le code affiché "
+                                               "en ce moment par votre application."]
+        status = 401
+    elif request.method == "POST":
+        status = 400
+    return render_template("auth/second_factor.html", form=form), status
+
+
+def enrolment_secret() -> str:
+    secret = session.get(ENROL_SECRET)
+    if not isinstance(secret, str) or len(secret) != 32:
+        secret = session[ENROL_SECRET] = two_factor.new_secret()
+    return secret
+
+
+def render_enrolment(user: User, form: CodeForm, action: str, status: int = 200):
+    secret = enrolment_secret()
+    return render_template("auth/enrol.html", form=form, action=action, secret=secret,
+                           grouped=" ".join(secret[i:i + 4] for i in range(0, len(secret), 4)),
+                           qr=two_factor.qr_svg(two_factor.provisioning_uri(user, secret))), status
+
+
+def enable_second_factor(user: User, form: CodeForm) -> list[str] | str:
+    """Confirm the enrolment with the code typed: the recovery codes, or the French problem."""
+    codes: list[str] = []
+    secret = enrolment_secret()
+    error = perform(lambda: codes.extend(two_factor.enable(user, secret, form.code.data, now=clock.now())))
+    if error is not None:
+        return error.message
+    session.pop(ENROL_SECRET, None)
+    return codes
+
+
+@bp.route("/connexion/double-authentification", methods=["GET", "POST"])
+@second_factor_limit
+def enrol_second_factor():
+    """Admins enrol at their first login: the login completes once the app gives a right code."""
+    user = pending_user()
+    if user is None or not two_factor.must_enrol(user):
+        return _no_pending_login()
+    form = CodeForm()
+    action = url_for("auth.enrol_second_factor")
+    if not form.validate_on_submit():
+        return render_enrolment(user, form, action, 400 if request.method == "POST" else 200)
+    result = enable_second_factor(user, form)
+    if isinstance(result, str):
+        form.code.errors = [*form.code.errors, result]
+        return render_enrolment(user, form, action, 401)
+    target = finish_login(user)
+    return render_template("auth/recovery_codes.html", codes=result, target=target)

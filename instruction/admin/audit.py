@@ -32,6 +32,8 @@ ACTION_LABELS = {
     "change_campaign_dates": "Dates de campagne modifiées",
     "extend_deadline": "Date limite d'un dossier prolongée",
     "update_settings": "Identité du service modifiée",
+    "export_personal_data": "Données personnelles exportées",
+    "erase_personal_data": "Données personnelles effacées (pseudonymisation)",
 }
 SUBJECT_LABELS = {
     "user": "Compte",

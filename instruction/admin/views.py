@@ -272,6 +272,7 @@ def audit_log():
 
 from instruction.admin import (  # noqa: E402,F401  (routes of this blueprint)
     campaign_views,
+    personal_data_views,
     settings_views,
     territory_views,
 )

@@ -34,6 +34,8 @@ def _document(document_id: int) -> Document:
     if document is None:
         abort(404)
     get_dossier_for(current_user, document.dossier_id)  # 404 if not visible
+    if document.purged_at is not None:
+        abort(404, "Cette pièce a été supprimée à l'issue de sa durée de conservation (dossier clos).")
     return document
 
 

@@ -181,6 +181,8 @@ class Document(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_now)
+    # The file was deleted at the end of its retention period (documents.retention); the row stays.
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     dossier: Mapped[Dossier] = relationship(back_populates="documents")
     line: Mapped[ExpenseLine | None] = relationship(back_populates="documents")

@@ -290,10 +290,18 @@ def render_acts(now: datetime) -> str:
     return f"{render_pending(now=now)} acte(s) mis en forme"
 
 
+def purge_documents(now: datetime) -> str:
+    """Files of dossiers closed longer than DOCUMENT_RETENTION_DAYS (``documents.retention``)."""
+    from instruction.documents.retention import purge_closed_dossier_files
+
+    return purge_closed_dossier_files(now, retention_days=current_app.config["DOCUMENT_RETENTION_DAYS"])
+
+
 JOBS: dict[str, Callable[[datetime], str]] = {
     "deadline": expire_drafts,
     "reminders": send_reminders,
     "digest": send_digests,
     "dispatch": dispatch_pending,
     "acts": render_acts,
+    "purge_documents": purge_documents,
 }
