@@ -1,7 +1,7 @@
 """two-factor authentication: TOTP secret, confirmation, last step; hashed recovery codes
 
 Revision ID: d9e3f4a5b627
-Revises: e2a6c3d4f5b8
+Revises: fd21b818ee1a
 Create Date: 2026-12-01 22:50:00
 
 """
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'd9e3f4a5b627'
-down_revision = 'e2a6c3d4f5b8'
+down_revision = 'fd21b818ee1a'
 branch_labels = None
 depends_on = None
 
