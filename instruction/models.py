@@ -18,6 +18,14 @@ from instruction.dossiers.models import (  # noqa: F401
 )
 from instruction.notifications.models import Delivery, JobRun, OutboxMessage  # noqa: F401
 from instruction.settings.models import ServiceIdentity  # noqa: F401
+from instruction.teamwork.models import (  # noqa: F401
+    DossierFollower,
+    DossierLabel,
+    DossierNote,
+    DossierView,
+    Label,
+    StaffPreference,
+)
 from instruction.territory.models import (  # noqa: F401
     Collectivite,
     Commune,

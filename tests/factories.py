@@ -77,10 +77,10 @@ def campaign(code: str = "demo") -> Campaign:
     return db.session.scalar(select(Campaign).where(Campaign.code == code))
 
 
-def attach_document(line, uploader=None) -> Document:
+def attach_document(line, uploader=None, now: datetime = NOW) -> Document:
     doc = Document(dossier=line.dossier, line=line, original_name="facture.pdf",
                    storage_key=token_hex(16), size_bytes=1234, content_type="application/pdf",
-                   sha256="0" * 64, uploaded_by=uploader)
+                   sha256="0" * 64, uploaded_by=uploader, uploaded_at=now)
     db.session.add(doc)
     return doc
 
@@ -106,7 +106,7 @@ def dossier(state: str = "draft", *, aid: int = 2, collectivite=None, lines=None
     for spec in lines if lines is not None else DEFAULT_LINES[aid]:
         spec = dict(spec)
         spec["amount_ht"] = Decimal(spec["amount_ht"])
-        attach_document(services.add_line(d, **spec), author)
+        attach_document(services.add_line(d, **spec), author, now)
     db.session.flush()
     advance(d, state, applicant=author, instructor=staff("instructor"), finance=staff("finance"),
             now=now, grant_amount=grant_amount, reason="Motif")

@@ -26,8 +26,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from flask import url_for
+from sqlalchemy import select
 from werkzeug.routing import BuildError
 
+from instruction.accounts.models import User
 from tests import factories
 from tests.world import ROLES, SUBJECTS, build_world, client_with, logged_in_cookies
 
@@ -65,6 +67,24 @@ LINE = {"category": "equipement", "label": "Onduleur", "amount_ht": "1 500,00"}
 
 def _pdf() -> dict:
     return {"files": (BytesIO(factories.pdf_bytes()), "facture.pdf")}
+
+
+def _label() -> dict:
+    from instruction.teamwork.models import Label
+
+    return {"label_id": str(factories.db.session.scalar(select(Label.id).order_by(Label.id).limit(1)))}
+
+
+def _assignee() -> dict:
+    return {"assignee_id": str(factories.db.session.scalar(
+        select(User.id).where(User.role == "instructor").order_by(User.id).limit(1)))}
+
+
+def _bulk() -> dict:
+    from instruction.dossiers.models import Dossier
+
+    received = factories.db.session.scalar(select(Dossier.id).where(Dossier.state == "received").limit(1))
+    return {"dossiers": [str(received)], "operation": _label()["label_id"].join(("label:", ""))}
 
 
 # fmt: off
@@ -200,6 +220,32 @@ EXPECTED: dict[str, Row] = {
     "POST portal.resubmit":             Row(**{**APPLICANT_ACT, "on": "incomplete"},
                                             data={"message": "Voici la pièce demandée."}),
     "POST portal.withdraw":             Row(**APPLICANT_ACT, data={"reason": "Projet abandonné."}),
+    "POST portal.delete_draft":         Row(LOGIN,    302,        404,        403,       403,    403, on="draft"),
+    "POST portal.delete_draft on received": Row(LOGIN, 409,       404,        403,       403,    403),
+
+    # --- teamwork: the thread, notes, labels, assignment, following, preferences
+    "POST portal_thread.post_applicant_message": Row(LOGIN, 302,  404,        403,       403,    403,
+                                                     data={"body": "Bonjour"}),
+    "POST portal_thread.post_applicant_message on draft": Row(LOGIN, 403, 404, 404,      404,    404, on="draft",
+                                                              data={"body": "Bonjour"}),
+    "POST teamwork.post_staff_message": Row(LOGIN, 403,       403,        302,       302,    302,
+                                            data={"body": "Bonjour"}),
+    "POST teamwork.add_note":           Row(LOGIN,    403,        403,        302,       302,    302, data={"body": "Note"}),
+    "POST teamwork.add_label":          Row(LOGIN,    403,        403,        302,       403,    302, data=_label),
+    "POST teamwork.remove_label":       Row(LOGIN,    403,        403,        302,       403,    302),
+    "POST teamwork.assign":             Row(LOGIN,    403,        403,        302,       403,    302, data=_assignee),
+    "POST teamwork.follow":             Row(LOGIN,    403,        403,        302,       302,    302),
+    "POST teamwork.unfollow":           Row(LOGIN,    403,        403,        302,       302,    302),
+    "POST teamwork.bulk":               Row(LOGIN,    403,        403,        302,       403,    302, data=_bulk),
+    "GET teamwork.preferences":         STAFF_PAGE,
+    "POST teamwork.preferences":        Row(LOGIN,    403,        403,        302,       302,    302,
+                                            data={"message_emails": "digest"}),
+    "GET labels.labels":                ADMIN_ONLY,
+    "POST labels.labels":               Row(LOGIN,    403,        403,        403,       403,    302,
+                                            data={"name": "Urgent", "colour": "danger"}),
+    "POST labels.update_label":         Row(LOGIN,    403,        403,        403,       403,    302,
+                                            data={"name": "Commission de mars", "colour": "info"}),
+    "POST labels.delete_label":         Row(LOGIN,    403,        403,        403,       403,    302),
 }
 # fmt: on
 

@@ -24,6 +24,7 @@ from instruction.dossiers import services as dossiers_services
 from instruction.dossiers.models import Dossier
 from instruction.extensions import db
 from instruction.notifications.models import Delivery, OutboxMessage
+from instruction.teamwork import services as team
 from instruction.territory.models import Epci
 from tests import factories
 
@@ -82,6 +83,8 @@ def build_world(session) -> World:
         "action": "declare_eligible",  # an instructor's action on a received dossier
         "payment_action": "record_payment",  # finance's action on a granted dossier
         "payment_id": dossiers["granted"].payments[0].id,
+        "label_id": team.create_label(users["admin"], "Prêt pour la commission", "success",
+                                      now=factories.NOW).id,
     }
     values = {}
     for state, dossier in dossiers.items():

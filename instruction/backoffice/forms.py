@@ -69,6 +69,10 @@ class ReasonForm(FlaskForm):
     ])
 
 
+class RequestDocumentsForm(ReasonForm):
+    due_on = FrenchDateField("Date limite de réponse")  # empty: the acts' rule
+
+
 def new_token() -> str:
     return secrets.token_urlsafe(24)
 
@@ -132,6 +136,8 @@ def form_class(action: str) -> type[FlaskForm]:
         return CancelGrantForm
     if action == "cancel_payment":
         return CancelPaymentForm
+    if action == "request_documents":
+        return RequestDocumentsForm
     if action in TRANSITIONS and TRANSITIONS[action].needs_reason:
         return ReasonForm
     return ActionForm

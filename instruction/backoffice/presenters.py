@@ -11,7 +11,8 @@ from instruction.dossiers.models import Dossier
 from instruction.dossiers.workflow import TRANSITIONS
 
 # Audit actions that are not transitions of the table.
-EVENT_LABELS = {"create": "Création du brouillon", "assign": "Prise en charge"}
+EVENT_LABELS = {"create": "Création du brouillon", "assign": "Attribution", "note_added": "Note privée",
+                "label_added": "Étiquette ajoutée", "label_removed": "Étiquette retirée"}
 
 
 def event_label(action: str) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Boolean, ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy import Boolean, ColumnElement, Select, and_, case, exists, func, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased, contains_eager, defer
 from sqlalchemy.sql.util import find_tables
@@ -32,6 +32,8 @@ from instruction.dossiers.workflow import (
 )
 from instruction.extensions import db
 from instruction.rules.parameters import PARIS
+from instruction.teamwork.models import DossierLabel, Label
+from instruction.teamwork.services import changed_condition
 from instruction.territory.models import (
     COLLECTIVITE_KINDS,
     KIND_LABELS,
@@ -114,6 +116,7 @@ class FilterOptions:
     departements: list[tuple[str, str]]  # (code, name)
     epcis: list[tuple[int, str, str]]  # (id, SIREN, name)
     instructors: list[tuple[int, str]]  # (id, full name)
+    labels: list[tuple[int, str, str]] = field(default_factory=list)  # (id, name, colour)
 
     @classmethod
     def load(cls) -> FilterOptions:
@@ -126,8 +129,10 @@ class FilterOptions:
             select(User.id, User.full_name)
             .where(User.role.in_(ASSIGNABLE_ROLES), User.active.is_(True))
             .order_by(User.full_name)).all()
+        labels = db.session.execute(select(Label.id, Label.name, Label.colour).order_by(Label.name)).all()
         return cls(aids=aids, departements=[tuple(r) for r in departements],
-                   epcis=[tuple(r) for r in epcis], instructors=[tuple(r) for r in instructors])
+                   epcis=[tuple(r) for r in epcis], instructors=[tuple(r) for r in instructors],
+                   labels=[tuple(r) for r in labels])
 
     def epci_id(self, siren: str) -> int | None:
         return next((id_ for id_, code, _ in self.epcis if code == siren), None)
@@ -154,6 +159,8 @@ class QueueFilters:
     submitted_to: date | None = None
     implicit_by: date | None = None  # open dossiers implicitly rejected on or before this day
     q: str = ""
+    label: int | None = None
+    changed: bool = False  # only the dossiers changed since the current user last opened them
     sort: str = DEFAULT_SORT
     descending: bool = False
     page: int = 1
@@ -175,6 +182,8 @@ class QueueFilters:
             "depose_au": f.submitted_to.isoformat() if f.submitted_to else None,
             "rejet_au": f.implicit_by.isoformat() if f.implicit_by else None,
             "q": f.q or None,
+            "etiquette": f.label,
+            "modifies": "1" if f.changed else None,
             "tri": f.sort if f.sort != DEFAULT_SORT else None,
             "ordre": "desc" if f.descending else None,
             "page": f.page if f.page != 1 else None,
@@ -186,7 +195,7 @@ class QueueFilters:
         """How many filters narrow the list (the tab aside)."""
         return sum(v is not None and v != "" for v in (
             self.state, self.aid, self.departement, self.epci, self.kind, self.instructor,
-            self.submitted_from, self.submitted_to, self.implicit_by, self.q))
+            self.submitted_from, self.submitted_to, self.implicit_by, self.q, self.label)) + self.changed
 
 
 def _shown(value: str) -> str:
@@ -248,6 +257,8 @@ def parse_filters(args: Mapping[str, str], options: FilterOptions, *, role: str,
         warnings.append("La date de début est postérieure à la date de fin : filtre de dates ignoré.")
         dates |= {"depose_du": None, "depose_au": None}
 
+    label = choice("etiquette", {str(i) for i, _, _ in options.labels}, "Étiquette « {} » inconnue : filtre ignoré.")
+    changed = text("modifies") == "1"
     q = " ".join(text("q").split())
     if len(q) > MAX_SEARCH:
         warnings.append(f"Recherche limitée aux {MAX_SEARCH} premiers caractères.")
@@ -270,7 +281,7 @@ def parse_filters(args: Mapping[str, str], options: FilterOptions, *, role: str,
         departement=departement, epci=epci, epci_id=options.epci_id(epci) if epci else None,
         kind=kind, instructor=instructor, submitted_from=dates["depose_du"],
         submitted_to=dates["depose_au"], implicit_by=dates["rejet_au"], q=q, sort=sort,
-        descending=order == "desc", page=page,
+        label=int(label) if label else None, changed=changed, descending=order == "desc", page=page,
         warnings=tuple(warnings),
     )
 
@@ -335,6 +346,11 @@ def filter_conditions(f: QueueFilters) -> list:
         conditions.append(Dossier.submitted_at < _paris_midnight(f.submitted_to + timedelta(days=1)))
     if f.implicit_by:
         conditions.append(Dossier.implicit_decision_on <= f.implicit_by)
+    if f.label:
+        conditions.append(exists(select(DossierLabel.label_id).where(
+            DossierLabel.dossier_id == Dossier.id, DossierLabel.label_id == f.label)))
+    if f.changed:
+        conditions.append(changed_condition(f.user_id))
     for term in f.q.split():
         # The applicants named by the term are found in the small collectivité table first; the
         # reference is matched through its trigram index (PostgreSQL): no join, no scan per term.

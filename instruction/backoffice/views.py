@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
 from instruction import clock
+from instruction.acts.services import documents_due_on
 from instruction.backoffice import envelope_figures, queries
 from instruction.backoffice.forms import (
     PAYMENT_ACTIONS,
@@ -21,6 +22,7 @@ from instruction.backoffice.forms import (
     CancelPaymentForm,
     GrantForm,
     PaymentForm,
+    RequestDocumentsForm,
     first_error,
     form_class,
 )
@@ -41,6 +43,8 @@ from instruction.dossiers.workflow import TRANSITIONS, available_actions, unavai
 from instruction.extensions import db, login_manager
 from instruction.rules.formatting import format_euros
 from instruction.rules.parameters import paris_date
+from instruction.teamwork import services as teamwork
+from instruction.teamwork.presenters import change_summary, staff_dossier_context
 from instruction.territory.models import Collectivite, Epci, Sivos
 from instruction.web.actions import perform
 
@@ -88,6 +92,11 @@ def _actor():
     return current_user._get_current_object()
 
 
+def record_visit(dossier: Dossier, user, *, now) -> None:
+    teamwork.mark_seen(dossier, user, now=now)
+    teamwork.mark_read(dossier, user, now=now)
+
+
 # --- the queue -----------------------------------------------------------------------------------
 
 
@@ -100,11 +109,15 @@ def _filters(options: queries.FilterOptions | None = None) -> queries.QueueFilte
 def queue():
     options = queries.FilterOptions.load()
     page = queries.queue_page(_filters(options))
+    ids = [d.id for d in page.dossiers]
+    changes = teamwork.changes_since_seen(current_user.id, ids)
     return render_template(
         "backoffice/queue.html", page=page, filters=page.filters, options=options,
         tabs=queries.tabs_for(current_user.role), sorts=queries.sorts_for(queries.TABS[page.filters.tab]),
         state_choices=queries.STATE_CHOICES, kind_choices=queries.KIND_CHOICES,
         can_take=current_user.role in queries.ASSIGNABLE_ROLES, unassigned=queries.UNASSIGNED,
+        row_labels=teamwork.labels_of(ids), changes={i: change_summary(c) for i, c in changes.items()},
+        bulk_form=ActionForm(formdata=None),
     )
 
 
@@ -146,7 +159,7 @@ def _nav_args() -> dict[str, str]:
 
 
 _QUEUE_PARAMS = ("onglet", "etat", "aide", "departement", "epci", "type", "instructeur", "depose_du",
-                 "depose_au", "q", "tri", "ordre", "page")
+                 "depose_au", "q", "tri", "ordre", "page", "etiquette", "modifies")
 
 
 def _blank_form(action: str, dossier: Dossier, today) -> FlaskForm:
@@ -155,12 +168,14 @@ def _blank_form(action: str, dossier: Dossier, today) -> FlaskForm:
         return GrantForm(formdata=None, data={"amount": dossier.computed_amount})
     if cls is PaymentForm:
         return PaymentForm(formdata=None, data={"paid_on": today})
+    if cls is RequestDocumentsForm:
+        return RequestDocumentsForm(formdata=None, data={"due_on": documents_due_on(dossier, clock.now())})
     return cls(formdata=None)
 
 
 def _render_dossier(dossier_id: int, *, error: str | None = None, status: int = 200,
                     submitted: tuple[str, FlaskForm] | None = None,
-                    confirmation: services.ConfirmationRequired | None = None):
+                    confirmation: services.ConfirmationRequired | None = None, team_forms: dict | None = None):
     dossier = _load(dossier_id)
     now = clock.now()
     ctx = services.context_for(_actor(), now)
@@ -195,12 +210,19 @@ def _render_dossier(dossier_id: int, *, error: str | None = None, status: int = 
         and TRANSITIONS["assign"].allows_role(ctx),
         take_form=ActionForm(formdata=None), per_page=queries.PER_PAGE,
         confirmation=confirmation, cancel_forms=cancel_forms,
+        STATE_LABELS=STATE_LABELS,  # also rendered by the teamwork blueprint's routes
+        **staff_dossier_context(dossier, _actor(), team_forms),
     ), status
 
 
 @bp.route("/dossiers/<int:dossier_id>")
 def dossier(dossier_id: int):
-    return _render_dossier(dossier_id)
+    """The page shows what changed since this person's last visit, then the visit is recorded
+    (and the applicant's messages are read: their read receipt)."""
+    page, status = _render_dossier(dossier_id)
+    loaded = db.session.get(Dossier, dossier_id)
+    perform(record_visit, loaded, _actor(), now=clock.now())
+    return page, status
 
 
 def _call(action: str, dossier: Dossier, form: FlaskForm):
@@ -210,6 +232,8 @@ def _call(action: str, dossier: Dossier, form: FlaskForm):
         return services.assign, (dossier, actor), {}
     if action == "grant":
         return services.grant, (dossier, actor, form.amount.data), {"token": form.token.data}
+    if action == "request_documents":
+        return services.request_documents, (dossier, actor, form.reason.data), {"due_on": form.due_on.data}
     if action in PAYMENT_ACTIONS:
         return services.record_payment, (dossier, actor), {
             "amount": form.amount.data, "paid_on": form.paid_on.data, "reference": form.reference.data,

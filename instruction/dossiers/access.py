@@ -13,6 +13,8 @@ from instruction.extensions import db
 def can_see(user: User, dossier: Dossier) -> bool:
     """An applicant sees the dossiers of their collectivité; staff see every dossier once it is
     submitted (a draft belongs to its collectivité until then)."""
+    if dossier.discarded_at is not None:
+        return False
     if user.is_staff:
         return dossier.state != "draft"
     return user.role == "applicant" and dossier.collectivite_id == user.collectivite_id
@@ -22,7 +24,7 @@ def visible_dossiers(user: User, query: Select) -> Select:
     """Restrict a ``select(Dossier)`` to what ``user`` may see."""
     if user.is_staff:
         return query.where(Dossier.state != "draft")
-    return query.where(Dossier.collectivite_id == user.collectivite_id)
+    return query.where(Dossier.collectivite_id == user.collectivite_id, Dossier.discarded_at.is_(None))
 
 
 def get_dossier_for(user: User, dossier_id: int) -> Dossier:

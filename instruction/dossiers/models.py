@@ -96,6 +96,9 @@ class Dossier(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     documents_due_on: Mapped[date | None]
     implicit_decision_on: Mapped[date | None] = mapped_column(index=True)
+    # A draft its applicant deleted: emptied and hidden from everyone; the row stays for the
+    # append-only audit trail.
+    discarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # Population frozen at submission, with its source and year.
     population: Mapped[int | None]
@@ -183,9 +186,13 @@ class Document(Base):
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_now)
     # The file was deleted at the end of its retention period (documents.retention); the row stays.
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Attached to a message of the thread (not to an expense line).
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("dossier_message.id", ondelete="SET NULL"), index=True)
 
     dossier: Mapped[Dossier] = relationship(back_populates="documents")
     line: Mapped[ExpenseLine | None] = relationship(back_populates="documents")
+    message: Mapped[DossierMessage | None] = relationship(back_populates="attachments")
     uploaded_by: Mapped[User | None] = relationship()
 
 
@@ -228,19 +235,35 @@ class AuditEvent(Base):
     actor: Mapped[User | None] = relationship()
 
 
+MESSAGE_KINDS = ("message", "request_documents")
+
+
 class DossierMessage(Base):
-    """A message between the applicant and the instructors (documents requested, answers)."""
+    """A message of the dossier's thread, between the applicant's agents and the Region's staff.
+
+    ``from_staff`` is the side of the author when it was written; ``read_at`` / ``read_by`` the
+    first time someone of the other side opened it (the read receipt). A request for documents is
+    a message of kind ``request_documents`` with the date by which to answer (``due_on``).
+    """
 
     __tablename__ = "dossier_message"
+    __table_args__ = (CheckConstraint(_in("kind", MESSAGE_KINDS), name="kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
     author_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_now)
+    kind: Mapped[str] = mapped_column(String(20), default="message")
+    from_staff: Mapped[bool] = mapped_column(Boolean, default=False)
+    due_on: Mapped[date | None]
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    read_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
 
     dossier: Mapped[Dossier] = relationship(back_populates="messages")
-    author: Mapped[User | None] = relationship()
+    author: Mapped[User | None] = relationship(foreign_keys=[author_id])
+    read_by: Mapped[User | None] = relationship(foreign_keys=[read_by_id])
+    attachments: Mapped[list[Document]] = relationship(back_populates="message", order_by="Document.id")
 
 
 class Envelope(Base):

@@ -45,6 +45,7 @@ from instruction.notifications import services as notifications
 from instruction.rules.formatting import format_date_fr, format_euros
 from instruction.rules.parameters import last_day_before, paris_date
 from instruction.rules.simulator import decision_as_dict
+from instruction.teamwork.team import team_of
 
 CENT = Decimal("0.01")
 
@@ -137,6 +138,8 @@ def _recipients(dossier: Dossier, who: tuple[str, ...]) -> list[User]:
         users += db.session.scalars(approved_agents_query(dossier.collectivite_id))
     if "assigned" in who and dossier.assigned_to is not None:
         users.append(dossier.assigned_to)
+    if "team" in who:
+        users += team_of(dossier)
     return users
 
 
@@ -187,7 +190,7 @@ def _apply(action: str, dossier: Dossier, actor: User | None, now: datetime, rea
     notifications.queue(
         action, key=f"dossier:{dossier.id}:event:{event.id}", dossier=dossier,
         recipients=_recipients(dossier, transition.notify),
-        context={**_event_context(dossier, event), **(extra_context or {}), **extra},
+        context={**_event_context(dossier, event), **(extra_context or {}), **extra}, now=now,
     )
     return event
 
@@ -276,10 +279,17 @@ def submit(dossier: Dossier, actor: User, *, now: datetime) -> AuditEvent:
                   requested_amount=decision.amount)
 
 
-def request_documents(dossier: Dossier, actor: User, message: str, *, now: datetime) -> AuditEvent:
+def request_documents(dossier: Dossier, actor: User, message: str, *, due_on: date | None = None,
+                      now: datetime) -> AuditEvent:
+    """A message of the thread that also asks for documents by ``due_on`` (a date after today;
+    default: the acts' rule)."""
     _check("request_documents", dossier, actor, now, message)
-    dossier.messages.append(DossierMessage(author=actor, body=message.strip(), created_at=now))
-    due = acts.documents_due_on(dossier, now)
+    if due_on is not None and due_on <= paris_date(now):
+        raise InvalidAction("La date limite de réponse doit être postérieure à aujourd'hui.")
+    due = due_on or acts.documents_due_on(dossier, now)
+    dossier.messages.append(DossierMessage(author=actor, body=message.strip().replace("\r\n", "\n"),
+                                           created_at=now, kind="request_documents", from_staff=True,
+                                           due_on=due))
     # Back to the applicant: an eligibility declared before no longer holds (see _going_back).
     # L114-5: what is missing and by when; the implicit-decision period runs again on completion.
     return _apply("request_documents", dossier, actor, now, message,
@@ -290,7 +300,8 @@ def request_documents(dossier: Dossier, actor: User, message: str, *, now: datet
 def resubmit(dossier: Dossier, actor: User, message: str = "", *, now: datetime) -> AuditEvent:
     _check("resubmit", dossier, actor, now, None)
     if message.strip():
-        dossier.messages.append(DossierMessage(author=actor, body=message.strip(), created_at=now))
+        dossier.messages.append(DossierMessage(author=actor, body=message.strip().replace("\r\n", "\n"),
+                                               created_at=now, from_staff=False))
     # The lines may have changed while documents were requested: the request follows them.
     requested = evaluate_dossier(dossier, now).amount
     return _apply("resubmit", dossier, actor, now, message, requested_amount=requested,

@@ -99,7 +99,9 @@ class Transition:
     label: str
     guards: tuple[Guard, ...] = ()
     needs_reason: bool = False
-    notify: tuple[str, ...] = ()  # "applicants" (agents of the collectivité), "assigned" (instructor)
+    # "applicants" (agents of the collectivité), "assigned" (instructor), "team" (the assignee and
+    # the followers, or the instructors when it has neither)
+    notify: tuple[str, ...] = ()
     style: str = "primary"
     closes: bool = False  # the target state is final for the applicant (``closed_at`` is set)
     listed: bool = True  # offered among the actions of the dossier page
@@ -122,7 +124,7 @@ TRANSITIONS: dict[str, Transition] = {t.action: t for t in (
     Transition("request_documents", ("received", "eligible"), "incomplete", STAFF,
                "Demander des pièces", needs_reason=True, notify=("applicants",), style="warning"),
     Transition("resubmit", ("incomplete",), "received", ("applicant",), "Renvoyer le dossier complété",
-               guards=(has_lines, every_line_has_a_document), notify=("assigned",)),
+               guards=(has_lines, every_line_has_a_document), notify=("team",)),
     Transition("declare_eligible", ("received",), "eligible", STAFF, "Déclarer éligible",
                notify=("applicants",), style="success"),
     Transition("declare_ineligible", ("received", "eligible"), "ineligible", STAFF,
@@ -140,7 +142,7 @@ TRANSITIONS: dict[str, Transition] = {t.action: t for t in (
                "Annuler le versement", guards=(has_payment,), needs_reason=True, notify=("applicants",),
                style="danger", listed=False),
     Transition("withdraw", ("received", "incomplete", "eligible"), "withdrawn", ("applicant",),
-               "Retirer le dossier", needs_reason=True, notify=("assigned",), style="danger", closes=True),
+               "Retirer le dossier", needs_reason=True, notify=("team", "applicants"), style="danger", closes=True),
     Transition("expire", ("draft",), "expired", (SYSTEM, "admin"), "Clore (date limite dépassée)",
                guards=(after_deadline,), notify=("applicants",), style="secondary", closes=True,
                listed=False),

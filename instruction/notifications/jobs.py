@@ -21,7 +21,7 @@ from instruction.accounts.models import User
 from instruction.accounts.services import approved_agents_query
 from instruction.campaigns.models import Campaign
 from instruction.dossiers import services as dossiers
-from instruction.dossiers.models import AuditEvent, Dossier, Envelope
+from instruction.dossiers.models import AuditEvent, Dossier, DossierMessage, Envelope
 from instruction.dossiers.workflow import PENDING_STATES, WAITING_STATES
 from instruction.extensions import db
 from instruction.notifications import delivery, dispatch
@@ -30,6 +30,8 @@ from instruction.notifications.models import Delivery, JobRun, OutboxMessage
 from instruction.notifications.services import queue
 from instruction.rules.formatting import format_date_fr, format_euros
 from instruction.rules.parameters import PARIS, last_day_before, paris_date
+from instruction.teamwork import services as teamwork
+from instruction.teamwork.team import concerns
 from instruction.territory.models import Collectivite
 
 log = logging.getLogger(__name__)
@@ -104,7 +106,7 @@ def expire_drafts(now: datetime) -> str:
     and notification, by the service), one commit per dossier. A second run finds nothing."""
     ids = db.session.scalars(
         select(Dossier.id).join(Campaign, Campaign.id == Dossier.campaign_id)
-        .where(Dossier.state == "draft", Campaign.deadline_at <= now,
+        .where(Dossier.state == "draft", Dossier.discarded_at.is_(None), Campaign.deadline_at <= now,
                or_(Dossier.extended_deadline_at.is_(None), Dossier.extended_deadline_at <= now))
         .order_by(Dossier.id)
     ).all()
@@ -171,7 +173,8 @@ def _deadline_reminders(now: datetime) -> int:
             continue
         last_day = format_date_fr(last_day_before(campaign.deadline_at))
         drafts = db.session.scalars(select(Dossier).where(
-            Dossier.campaign_id == campaign.id, Dossier.state == "draft").order_by(Dossier.id)).all()
+            Dossier.campaign_id == campaign.id, Dossier.state == "draft",
+            Dossier.discarded_at.is_(None)).order_by(Dossier.id)).all()
         for dossier in drafts:
             count += _queue_once(
                 "reminder_deadline", f"reminder:deadline:J-{d}:dossier:{dossier.id}", dossier=dossier,
@@ -234,13 +237,31 @@ def send_digests(now: datetime) -> str:
             Dossier.submitted_at > since, Dossier.submitted_at <= now))
         waiting = _dossier_rows(select(Dossier).where(
             Dossier.assigned_to_id == instructor.id, Dossier.state.in_(WAITING_STATES)))
-        if not (new or waiting or implicit or envelopes):
+        messages = _digest_messages(instructor, since, now)
+        if not (new or waiting or implicit or envelopes or messages):
             continue
         sent += _queue_once("digest", key, recipients=[instructor], context={
             "full_name": instructor.full_name, "date": format_date_fr(today), "until": now.isoformat(),
             "new": new, "waiting": waiting, "implicit": implicit,
-            "implicit_days": (horizon - today).days, "envelopes": envelopes})
+            "implicit_days": (horizon - today).days, "envelopes": envelopes, "messages": messages})
     return f"{sent} synthèse(s) envoyée(s)"
+
+
+def _digest_messages(instructor: User, since: datetime, now: datetime) -> list[dict]:
+    """For an instructor who chose the digest: the applicants' messages of the period on the
+    dossiers of their team, counted per dossier."""
+    if teamwork.preference(instructor) != "digest":
+        return []
+    rows = db.session.execute(
+        select(Dossier.id, Dossier.reference, Dossier.title, Collectivite.name, func.count(DossierMessage.id))
+        .join(DossierMessage, DossierMessage.dossier_id == Dossier.id)
+        .join(Collectivite, Collectivite.id == Dossier.collectivite_id)
+        .where(DossierMessage.from_staff.is_(False), DossierMessage.created_at > since,
+               DossierMessage.created_at <= now, concerns(instructor.id))
+        .group_by(Dossier.id, Dossier.reference, Dossier.title, Collectivite.name)
+        .order_by(Dossier.id).limit(50)).all()
+    return [{"id": id_, "reference": reference, "title": title, "collectivite": name, "count": count}
+            for id_, reference, title, name, count in rows]
 
 
 def _previous_working_day(now: datetime) -> datetime:

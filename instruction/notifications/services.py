@@ -13,9 +13,10 @@ from instruction.notifications.models import Delivery, OutboxMessage
 
 
 def queue(kind: str, *, key: str, recipients: Iterable[User], dossier=None,
-          context: dict | None = None) -> OutboxMessage | None:
+          context: dict | None = None, now: datetime | None = None) -> OutboxMessage | None:
     """Write one outbox row and one delivery per recipient. ``key`` is unique: queuing the same
-    key twice returns the existing row and adds nothing.
+    key twice returns the existing row and adds nothing. ``now``: the instant of the event (the
+    row's creation, its deliveries due from then).
 
     The row carries everything its e-mail shows, as it is now: for a dossier, its reference, title
     and collectivité are copied into ``context`` (the e-mail never reads the live dossier)."""
@@ -29,6 +30,8 @@ def queue(kind: str, *, key: str, recipients: Iterable[User], dossier=None,
             continue
         seen.add(user.email)
         deliveries.append(Delivery(user=user, email=user.email))
+        if now is not None:
+            deliveries[-1].next_attempt_at = now
     if not deliveries:
         return None
     context = dict(context or {})
@@ -38,6 +41,8 @@ def queue(kind: str, *, key: str, recipients: Iterable[User], dossier=None,
         context.setdefault("collectivite", dossier.collectivite.name)
     message = OutboxMessage(key=key, kind=kind, dossier=dossier, context=context,
                             deliveries=deliveries)
+    if now is not None:
+        message.created_at = message.dispatched_at = now
     db.session.add(message)
     return message
 

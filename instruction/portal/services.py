@@ -300,6 +300,8 @@ def _last_request_at(dossier: Dossier) -> datetime | None:
 def _document_removable(dossier: Dossier, document: Document) -> bool:
     """A draft's documents, or those added since the instructor's request, may be removed; what
     the Region has already received stays."""
+    if document.message_id is not None:
+        return False  # sent with a message: the Region has it
     if dossier.state == "draft":
         return True
     requested_at = _last_request_at(dossier)
@@ -413,5 +415,29 @@ def submission_problems(dossier: Dossier, actor: User, now: datetime,
 
 
 def visible_events(dossier: Dossier) -> list[AuditEvent]:
-    """The timeline an applicant sees: instructors' internal assignments are left out."""
-    return [event for event in dossier.events if event.action != "assign"]
+    """The timeline an applicant sees: the creation and the transitions of the workflow only
+    (assignments, labels and notes are the staff's)."""
+    return [event for event in dossier.events
+            if event.action == "create" or (event.action in TRANSITIONS and event.action not in STAFF_ONLY_ACTIONS)]
+
+
+STAFF_ONLY_ACTIONS = ("assign",)  # a transition of the table that changes nothing for the applicant
+
+
+def delete_draft(dossier: Dossier, actor: User, *, now: datetime) -> list[str]:
+    """Delete a draft: its lines and documents go (the storage keys returned are to be removed
+    after the commit) and the dossier is hidden from everyone. Its row and history stay, as the
+    audit trail is append-only. Refused once the dossier is submitted."""
+    _require_applicant(actor, dossier.collectivite_id)
+    if dossier.state != "draft" or dossier.discarded_at is not None:
+        raise ActionConflict("Seul un brouillon peut être supprimé : un dossier déposé peut être retiré.")
+    keys = [d.storage_key for d in dossier.documents]
+    for document in list(dossier.documents):
+        dossier.documents.remove(document)
+    for line in list(dossier.lines):
+        dossier.lines.remove(line)
+    dossier.discarded_at = dossier.updated_at = now
+    db.session.add(AuditEvent(dossier=dossier, actor=actor, action="discard", from_state="draft",
+                              to_state="draft", at=now, reason="Brouillon supprimé par le demandeur"))
+    db.session.flush()
+    return keys

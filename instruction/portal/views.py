@@ -46,6 +46,8 @@ from instruction.portal.forms import (
     WithdrawForm,
     parse_amount,
 )
+from instruction.teamwork import services as teamwork
+from instruction.teamwork.forms import MessageForm
 from instruction.web.actions import attempt, perform
 from instruction.web.numbers import bounded_int
 
@@ -123,6 +125,7 @@ def _render_index(status: int = 200, error: str | None = None):
     return render_template(
         "portal/index.html", campaign=campaign, collectivite=collectivite, overview=overview,
         window=window, forms=forms, dossiers=dossiers, error=error, now=now,
+        waiting=teamwork.waiting_for_applicant(dossiers), delete_form=ConfirmForm(formdata=None),
         last_minute=texts.last_minute(campaign.deadline_at) if campaign else None,
         time_left=texts.time_left(campaign.deadline_at, now) if campaign else None,
     ), status
@@ -160,13 +163,19 @@ def create():
 @bp.route("/dossiers/<int:dossier_id>")
 @login_required
 def dossier(dossier_id: int):
-    return _render_dossier(get_dossier_for(current_user, dossier_id))
+    """An agent opening the page reads the Region's messages (their read receipt)."""
+    dossier = get_dossier_for(current_user, dossier_id)
+    page, status = _render_dossier(dossier)
+    if current_user.role == "applicant":
+        perform(teamwork.mark_read, dossier, current_user, now=clock.now())
+    return page, status
 
 
 def _render_dossier(dossier: Dossier, status: int = 200, *, error: str | None = None,
                     line_form: LineForm | None = None, upload_errors: list[str] | None = None,
                     upload_line_id: int | None = None, resubmit_form: ResubmitForm | None = None,
-                    withdraw_form: WithdrawForm | None = None, title_form: TitleForm | None = None):
+                    withdraw_form: WithdrawForm | None = None, title_form: TitleForm | None = None,
+                    message_form: MessageForm | None = None):
     now = clock.now()
     is_applicant = current_user.role == "applicant"
     editable = is_applicant and dossier.state in services.EDITABLE_STATES
@@ -176,7 +185,7 @@ def _render_dossier(dossier: Dossier, status: int = 200, *, error: str | None = 
         ctx = dossier_services.context_for(current_user, now)
         actions = {a.transition.action: a for a in available_actions(dossier, ctx)}
     estimation = services.estimate(dossier, now) if dossier.state in services.EDITABLE_STATES else None
-    requests = [m for m in dossier.messages if m.author is not None and m.author.is_staff]
+    requests = [m for m in dossier.messages if m.kind == "request_documents"]
     resubmit_form = resubmit_form or ResubmitForm(formdata=None)
     resubmit_form.line_id.choices = [("", "Au dossier en général"),
                                      *[(str(line.id), f"Dépense n°{i} : {line.label}")
@@ -198,6 +207,8 @@ def _render_dossier(dossier: Dossier, status: int = 200, *, error: str | None = 
         last_minute=texts.last_minute(deadline_of(dossier)),
         time_left=texts.time_left(deadline_of(dossier), now),
         max_upload=documents.megabytes(_max_upload()),
+        message_form=message_form or MessageForm(formdata=None),
+        can_write=is_applicant and dossier.state != "draft",
     ), status
 
 
@@ -416,6 +427,27 @@ def resubmit(dossier_id: int):
         return _render_dossier(dossier, error.status, error=error.message, resubmit_form=form)
     flash("Votre réponse et le dossier complété sont transmis à l'instructeur.", "success")
     return redirect(_dossier_url(dossier))
+
+
+@bp.route("/dossiers/<int:dossier_id>/supprimer", methods=["POST"])
+@login_required
+def delete_draft(dossier_id: int):
+    """Delete a draft (never a submitted dossier: the Region keeps what it received)."""
+    if current_user.role != "applicant":
+        abort(403)
+    dossier = db.session.get(Dossier, dossier_id)
+    if dossier is None or (dossier.discarded_at is not None and dossier.collectivite_id == current_user.collectivite_id):
+        flash("Ce brouillon a déjà été supprimé.", "info")  # a double click
+        return redirect(url_for("portal.index"))
+    dossier = get_dossier_for(current_user, dossier_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    removed: list[str] = []
+    if error := perform(lambda: removed.extend(services.delete_draft(dossier, current_user, now=clock.now()))):
+        return _render_dossier(dossier, error.status, error=error.message)
+    documents.remove_files(removed)
+    flash("Le brouillon est supprimé.", "success")
+    return redirect(url_for("portal.index"))
 
 
 @bp.route("/dossiers/<int:dossier_id>/retirer", methods=["POST"])

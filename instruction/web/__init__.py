@@ -75,10 +75,13 @@ def register_web(app: Flask) -> None:
     from instruction.documents.views import bp as documents_bp
     from instruction.notifications.views import bp as notifications_bp
     from instruction.portal.views import bp as portal_bp
+    from instruction.teamwork.views import bp as teamwork_bp
+    from instruction.teamwork.views import labels_bp
+    from instruction.teamwork.views import portal_bp as portal_thread_bp
     from instruction.web.views import bp as main_bp
 
     for blueprint in (auth_bp, account_bp, main_bp, portal_bp, backoffice_bp, documents_bp, notifications_bp,
-                      admin_bp, acts_bp, commission_bp):
+                      admin_bp, acts_bp, commission_bp, teamwork_bp, portal_thread_bp, labels_bp):
         app.register_blueprint(blueprint)
     register_filters(app)
 
