@@ -2,7 +2,7 @@
 private notes, followers, last seen, staff e-mail preferences, deleted drafts
 
 Revision ID: f52d8486ede4
-Revises: fd21b818ee1a
+Revises: e1f4a5b6c738
 Create Date: 2026-12-01 21:31:07.536493
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'f52d8486ede4'
-down_revision = 'fd21b818ee1a'
+down_revision = 'e1f4a5b6c738'
 branch_labels = None
 depends_on = None
 
