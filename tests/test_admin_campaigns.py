@@ -221,7 +221,7 @@ def test_the_rules_in_force_are_shown_in_words_with_dates_and_references(client,
     cells = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
     assert "Population strictement inférieure à 1 000 habitants 1er janvier 2021" in cells
     assert "Guide des aides numériques, aide 1 : « de moins de 1.000 habitants »" in page
-    assert "Plafond apprécié à l'échelle de l'EPCI : l'EPCI, ses communes et ses SIVOS ensemble" in page
+    assert "Plafond apprécié à l'échelle de l'EPCI, de ses communes et de ses SIVOS" in page
     assert "40 % des dépenses éligibles HT" in page and "2 500,00 € HT" in page
     for internal in ("epci-territoire", "epci-ville-centre", "demo@", "population_below", "cap_scope"):
         assert internal not in page

@@ -94,7 +94,8 @@ def test_live_evaluation_lists_every_finding_then_the_frozen_one(client, session
     assert act(client, dossier, "declare_eligible").status_code == 302
     evaluation = section(page(client, dossier), "evaluation")
     assert "figée lorsque le dossier a été déclaré éligible" in evaluation
-    assert dossier.evaluation["parameters_version"] in evaluation
+    assert "règles de la campagne" in evaluation
+    assert dossier.evaluation["parameters_version"] not in evaluation  # an internal name, never shown
 
 
 def test_failed_findings_are_shown_as_such(client, session):
@@ -115,7 +116,7 @@ def test_envelope_figures_with_pending_demand(client, session):
     assert dossier.computed_amount == Decimal("2000.00")
     factories.staff_logged_in(client, session)
     envelope = section(page(client, dossier), "envelope")
-    assert "epci:200000925" in envelope
+    assert "par EPCI, tous ses dossiers ensemble" in envelope and "epci:200000925" not in envelope
     assert figure(envelope, "envelope-limit") == "30 000,00 €"
     assert figure(envelope, "envelope-consumed") == "28 000,00 €"
     assert figure(envelope, "envelope-remaining") == "2 000,00 €"
@@ -129,7 +130,8 @@ def test_envelope_before_any_grant_takes_the_cap_from_the_parameters(client, ses
     dossier = factories.dossier("received", aid=4)
     factories.staff_logged_in(client, session)
     envelope = section(page(client, dossier), "envelope")
-    assert "epci-territoire:200000925" in envelope
+    assert "à l'échelle de l'EPCI, de ses communes et de ses SIVOS" in envelope.replace("&#39;", "'")
+    assert "epci-territoire" not in envelope  # an internal name, never shown
     assert figure(envelope, "envelope-limit") == "40 000,00 €"
     assert figure(envelope, "envelope-consumed") == "0,00 €"
     assert figure(envelope, "envelope-after-grant") == "35 200,00 €"

@@ -17,6 +17,7 @@ from instruction.accounts.models import User
 from instruction.accounts.services import _external_url, approved_agents_query
 from instruction.admin import audit
 from instruction.admin.people import _require_admin
+from instruction.backoffice.envelope_figures import SCOPE_LABELS
 from instruction.campaigns.models import Aid, Campaign
 from instruction.campaigns.services import parameters_of
 from instruction.dossiers import services as dossiers
@@ -159,12 +160,6 @@ PARAMETER_LABELS = {
 }
 KIND_WORDS = {"commune": "communes", "epci": "EPCI", "sivos": "SIVOS"}
 BASIS_WORDS = {"applicant": "celle du demandeur", "epci": "celle de l'EPCI"}
-SCOPE_WORDS = {
-    "commune": "par commune, tous ses dossiers ensemble",
-    "epci": "par EPCI, tous ses dossiers ensemble",
-    "epci-territoire": "à l'échelle de l'EPCI : l'EPCI, ses communes et ses SIVOS ensemble",
-    "epci-ville-centre": "l'EPCI et sa ville centre ensemble",
-}
 
 
 def describe_value(name: str, value) -> str:
@@ -217,5 +212,5 @@ def parameters_view(campaign: Campaign, day: date) -> tuple[str, list[AidRulesVi
             for entry in parameter.values:
                 rows.append(ParameterRow(PARAMETER_LABELS.get(name, name), describe_value(name, entry.value),
                                          format_date_fr(entry.start), entry.reference, entry is current))
-        aids.append(AidRulesView(number, aid.title, SCOPE_WORDS.get(aid.cap_scope, aid.cap_scope), rows))
+        aids.append(AidRulesView(number, aid.title, SCOPE_LABELS.get(aid.cap_scope, aid.cap_scope), rows))
     return params.reference, aids
