@@ -43,6 +43,8 @@ def agent_with_history(session):
 def test_an_admin_exports_the_personal_data_of_one_agent(client, session):
     agent, dossier = agent_with_history(session)
     admin = factories.staff_logged_in(client, session, "admin")
+    people = client.get("/administration/personnes", query_string={"role": "applicant"}).get_data(as_text=True)
+    assert f'href="/administration/personnes/{agent.id}/donnees-personnelles"' in people or "Exporter ses données" in people
     response = client.get(f"/administration/personnes/{agent.id}/donnees-personnelles")
     assert response.status_code == 200 and response.mimetype == "application/json"
     assert response.headers["Content-Disposition"] == f'attachment; filename="donnees-personnelles-{agent.id}.json"'
