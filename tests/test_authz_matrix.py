@@ -175,6 +175,8 @@ EXPECTED: dict[str, Row] = {
                                             args={"payment_id": "payment_id"},
                                             data=lambda: {"reason": "Saisi par erreur", "token": token_urlsafe(24)}),
     "GET backoffice.epci_envelopes":    STAFF_PAGE,
+    "GET backoffice.export_csv":        Row(LOGIN,    404,        404,        200,       200,    200),
+    "GET backoffice.export_xlsx":       Row(LOGIN,    404,        404,        200,       200,    200),
 
     # --- legal acts (acknowledgments, decision letters)
     "GET acts.download":                Row(LOGIN,    200,        404,        200,       200,    200),

@@ -418,6 +418,12 @@ def rows_select(f: QueueFilters) -> Select:
     )
 
 
+def columns_select(f: QueueFilters, *columns) -> Select:
+    """Any columns of the current tab's dossiers (applicant and assignee joined), with the queue's
+    filters and order: what an export of the view reads."""
+    return _joined(select(*columns).select_from(Dossier)).where(*_conditions(f)).order_by(*_ordering(f))
+
+
 def page_ids_select(f: QueueFilters, limit: int, offset: int) -> Select:
     """The ids of one page, in order: an index-only walk for the default sort, whatever the page
     (the rows themselves are then loaded for those ids only)."""

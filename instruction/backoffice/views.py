@@ -6,7 +6,18 @@ queries live in ``queries`` and ``envelope_figures``. Staff only: an applicant g
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -14,7 +25,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from instruction import clock
 from instruction.acts.services import documents_due_on
-from instruction.backoffice import envelope_figures, queries
+from instruction.backoffice import envelope_figures, exports, queries
 from instruction.backoffice.forms import (
     PAYMENT_ACTIONS,
     REASON_LABELS,
@@ -56,11 +67,12 @@ FORBIDDEN = "Votre rôle ne permet pas cette action sur le dossier."
 
 @bp.before_request
 def staff_only():
-    """Anonymous: to the login page. Signed in but not staff (an applicant): 403."""
+    """Anonymous: to the login page. Signed in but not staff (an applicant): 403, and 404 for the
+    exports (an applicant is not told they exist)."""
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
     if not current_user.is_staff:
-        abort(403)
+        abort(404 if request.endpoint in EXPORTS else 403)
     return None
 
 
@@ -119,6 +131,41 @@ def queue():
         row_labels=teamwork.labels_of(ids), changes={i: change_summary(c) for i, c in changes.items()},
         bulk_form=ActionForm(formdata=None),
     )
+
+
+EXPORTS = {"backoffice.export_csv", "backoffice.export_xlsx"}
+
+
+def _export_name(f: queries.QueueFilters, extension: str) -> str:
+    return f"dossiers-{f.tab}-{paris_date(clock.now()).isoformat()}.{extension}"
+
+
+@bp.route("/export.csv")
+def export_csv():
+    """The queue view as CSV, streamed: rows are read in batches while the response is sent."""
+    options = queries.FilterOptions.load()
+    f = _filters(options)
+    lines = exports.csv_lines(exports.export_rows(f, options.aids))
+    response = Response(stream_with_context(line.encode() for line in lines),
+                        mimetype="text/csv", headers={"Cache-Control": "no-store"})
+    response.headers.set("Content-Disposition", "attachment", filename=_export_name(f, "csv"))
+    return response
+
+
+@bp.route("/export.xlsx")
+def export_xlsx():
+    """The queue view as one XLSX sheet (typed cells), built in a temporary file."""
+    options = queries.FilterOptions.load()
+    f = _filters(options)
+    label = queries.TABS[f.tab].label
+    output = exports.write_xlsx(exports.export_rows(f, options.aids), title=f"Dossiers - {label}")
+    response = send_file(output, mimetype=XLSX_MIMETYPE, as_attachment=True,
+                         download_name=_export_name(f, "xlsx"), max_age=0)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 # --- the dossier page ----------------------------------------------------------------------------
