@@ -346,7 +346,8 @@ def generate(app, n: int, seed: int, now: datetime | None = None) -> dict:
                 payment_count += 1
                 paid_day = (instants[-1] if final else instants[-1] - timedelta(days=1))
                 out.add("payment", id=new_id("payment"), dossier_id=did, amount=amount,
-                        paid_on=paid_day.date(), reference=f"M{did:07d}-{k + 1}", is_final=final,
+                        paid_on=paid_day.date(), budget_year=paid_day.year, reference=f"M{did:07d}-{k + 1}",
+                        is_final=final,
                         recorded_by_id=staff["finance"][0], recorded_at=paid_day)
 
         for (aid, scope), value in sorted(consumed.items()):

@@ -322,6 +322,17 @@ def approved_agents_query(collectivite_id: int) -> Select:
             .order_by(User.id))
 
 
+def approved_agents_of(collectivite_ids) -> dict[int, list[User]]:
+    """The approved agents of each collectivité, in one query (the nightly jobs' recipients)."""
+    agents: dict[int, list[User]] = {}
+    ids = list(set(collectivite_ids))
+    if ids:
+        for user in db.session.scalars(select(User).where(_approved_agent_condition(),
+                                                          User.collectivite_id.in_(ids)).order_by(User.id)):
+            agents.setdefault(user.collectivite_id, []).append(user)
+    return agents
+
+
 def approved_agents_count(collectivite_ids) -> dict[int, int]:
     """Approved agents per collectivité, for the admins' list (one query)."""
     ids = list(set(collectivite_ids))

@@ -15,11 +15,13 @@ from decimal import Decimal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from instruction.accounts.models import User
-from instruction.accounts.services import approved_agents_query
+from instruction.accounts.services import approved_agents_of, approved_agents_query
 from instruction.acts import services as acts
+from instruction.audit import chain as audit_chain
 from instruction.campaigns.models import Campaign
 from instruction.dossiers import envelopes
 from instruction.dossiers.evaluation import evaluate_dossier, scope_of
@@ -465,6 +467,42 @@ def withdraw(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> Au
 def expire(dossier: Dossier, actor: User | None = None, *, now: datetime) -> AuditEvent:
     _check("expire", dossier, actor, now, None)
     return _apply("expire", dossier, actor, now, "Date limite de dépôt dépassée.", closed_at=now)
+
+
+def expire_many(dossier_ids: list[int], *, now: datetime) -> int:
+    """``expire`` for the deadline job, on a batch of drafts at once: each dossier passes the same
+    check as ``expire`` (the one deadline rule, the dossier's own extension included), then one
+    conditional UPDATE (a draft submitted meanwhile is left alone), their audit events in one
+    INSERT on the chain and their notifications in one. Returns how many were expired."""
+    transition = TRANSITIONS["expire"]
+    ctx = context_for(None, now)
+    drafts = db.session.scalars(select(Dossier).where(Dossier.id.in_(dossier_ids))
+                                .options(joinedload(Dossier.campaign), joinedload(Dossier.collectivite))
+                                .order_by(Dossier.id)).all()
+    due = [d for d in drafts if unavailable_reason(transition, d, ctx) is None]
+    if not due:
+        return 0
+    db.session.flush()
+    expired = set(db.session.scalars(
+        update(Dossier).where(Dossier.id.in_([d.id for d in due]), Dossier.state.in_(transition.sources))
+        .values(state=transition.target, updated_at=now, closed_at=now).returning(Dossier.id)
+        .execution_options(synchronize_session=False)))
+    due = [d for d in due if d.id in expired]
+    reason = "Date limite de dépôt dépassée."
+    for dossier in due:
+        for name, value in {"state": transition.target, "updated_at": now, "closed_at": now}.items():
+            set_committed_value(dossier, name, value)
+    event_ids = audit_chain.append_many(db.session.connection(), [
+        {"dossier_id": d.id, "actor_id": None, "action": "expire", "from_state": "draft",
+         "to_state": transition.target, "at": now, "reason": reason} for d in due])
+    agents = approved_agents_of(d.collectivite_id for d in due) if "applicants" in transition.notify else {}
+    notifications.queue_many("expire", [
+        notifications.Pending(
+            key=f"dossier:{d.id}:event:{event_id}", dossier_id=d.id,
+            recipients=agents.get(d.collectivite_id, []),
+            context=_event_context(d, AuditEvent(reason=reason, to_state=transition.target, at=now)))
+        for d, event_id in zip(due, event_ids, strict=True)])
+    return len(due)
 
 
 def cancel_grant(dossier: Dossier, actor: User, reason: str, *, now: datetime,

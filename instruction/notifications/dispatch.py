@@ -42,6 +42,12 @@ def _after_flush(session, flush_context) -> None:
         session.info.setdefault(_KEY, set()).update(new)
 
 
+def track(message_ids: Iterable[int]) -> None:
+    """Outbox rows written without the ORM (``services.queue_many``): dispatched after the commit
+    like the rows the session flushed."""
+    db.session.info.setdefault(_KEY, set()).update(message_ids)
+
+
 def _after_commit(session) -> None:
     ids = sorted(session.info.pop(_KEY, ()))
     if not ids or not current_app.config.get("NOTIFICATION_DISPATCH_ON_COMMIT"):

@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import String, cast, exists, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from instruction import clock
 from instruction.accounts.models import User
-from instruction.accounts.services import approved_agents_query
+from instruction.accounts.services import approved_agents_of, approved_agents_query
 from instruction.campaigns.models import Campaign
 from instruction.dossiers import services as dossiers
 from instruction.dossiers.models import AuditEvent, Dossier, DossierMessage, Envelope
@@ -27,7 +27,7 @@ from instruction.extensions import db
 from instruction.notifications import delivery, dispatch
 from instruction.notifications.calendar import is_working_day
 from instruction.notifications.models import Delivery, JobRun, OutboxMessage
-from instruction.notifications.services import queue
+from instruction.notifications.services import Pending, queue, queue_many
 from instruction.rules.formatting import format_date_fr, format_euros
 from instruction.rules.parameters import PARIS, last_day_before, paris_date
 from instruction.teamwork import services as teamwork
@@ -102,23 +102,23 @@ def dispatch_pending(now: datetime, *, deliver: bool = False) -> str:
 
 
 def expire_drafts(now: datetime) -> str:
-    """Drafts of every campaign whose deadline has passed become expired (with their audit event
-    and notification, by the service), one commit per dossier. A second run finds nothing."""
-    ids = db.session.scalars(
-        select(Dossier.id).join(Campaign, Campaign.id == Dossier.campaign_id)
-        .where(Dossier.state == "draft", Dossier.discarded_at.is_(None), Campaign.deadline_at <= now,
-               or_(Dossier.extended_deadline_at.is_(None), Dossier.extended_deadline_at <= now))
-        .order_by(Dossier.id)
-    ).all()
-    expired = 0
-    for dossier_id in ids:
-        try:
-            dossiers.expire(db.session.get(Dossier, dossier_id), None, now=now)
-            db.session.commit()
-            expired += 1
-        except dossiers.WorkflowError as error:  # changed meanwhile: nothing to do
-            db.session.rollback()
-            log.info("Dossier %s not expired: %s", dossier_id, error.message)
+    """Drafts of every campaign whose deadline has passed become expired (with their audit events
+    and notifications, by the service), BATCH at a time, one commit per batch. A second run
+    finds nothing."""
+    expired, after = 0, 0
+    while True:
+        ids = db.session.scalars(
+            select(Dossier.id).join(Campaign, Campaign.id == Dossier.campaign_id)
+            .where(Dossier.state == "draft", Dossier.discarded_at.is_(None), Campaign.deadline_at <= now,
+                   Dossier.id > after,
+                   or_(Dossier.extended_deadline_at.is_(None), Dossier.extended_deadline_at <= now))
+            .order_by(Dossier.id).limit(BATCH)
+        ).all()
+        if not ids:
+            break
+        after = ids[-1]
+        expired += dossiers.expire_many(ids, now=now)
+        db.session.commit()
     return f"{expired} brouillon(s) clos à la date limite"
 
 
@@ -158,9 +158,16 @@ def _queue_once(kind: str, key: str, **kw) -> bool:
     return message is not None
 
 
+def _not_queued(prefix: str, id_column):
+    """No outbox row has the key ``prefix + id`` yet (the reminder was not sent)."""
+    return ~exists().where(OutboxMessage.key == literal(prefix) + cast(id_column, String))
+
+
 def _deadline_reminders(now: datetime) -> int:
     """Applicants with a draft: a reminder J-30, J-7, J-1 (REMINDER_DAYS), once each. Only the
-    latest due one is sent: a draft created on the last day gets J-1, never J-30."""
+    latest due one is sent: a draft created on the last day gets J-1, never J-30. BATCH drafts at
+    a time, their messages in one INSERT and one commit per batch; drafts already reminded are left
+    out by the query, so a second run reads nothing."""
     days = tuple(current_app.config["REMINDER_DAYS"])
     if not days:
         return 0
@@ -172,36 +179,56 @@ def _deadline_reminders(now: datetime) -> int:
         if d is None:
             continue
         last_day = format_date_fr(last_day_before(campaign.deadline_at))
-        drafts = db.session.scalars(select(Dossier).where(
-            Dossier.campaign_id == campaign.id, Dossier.state == "draft",
-            Dossier.discarded_at.is_(None)).order_by(Dossier.id)).all()
-        for dossier in drafts:
-            count += _queue_once(
-                "reminder_deadline", f"reminder:deadline:J-{d}:dossier:{dossier.id}", dossier=dossier,
-                recipients=applicants(dossier.collectivite_id),
-                context={"reference": dossier.reference, "title": dossier.title, "days": d,
-                         "last_day": last_day, "campaign": campaign.title})
+        prefix, title, after = f"reminder:deadline:J-{d}:dossier:", campaign.title, 0
+        while True:
+            drafts = db.session.execute(
+                select(Dossier.id, Dossier.reference, Dossier.title, Dossier.collectivite_id,
+                       Collectivite.name.label("collectivite"))
+                .join(Collectivite, Collectivite.id == Dossier.collectivite_id)
+                .where(Dossier.campaign_id == campaign.id, Dossier.state == "draft",
+                       Dossier.discarded_at.is_(None), Dossier.id > after, _not_queued(prefix, Dossier.id))
+                .order_by(Dossier.id).limit(BATCH)).all()
+            if not drafts:
+                break
+            after = drafts[-1].id
+            agents = approved_agents_of(row.collectivite_id for row in drafts)
+            count += queue_many("reminder_deadline", [
+                Pending(key=f"{prefix}{row.id}", dossier_id=row.id, recipients=agents.get(row.collectivite_id, []),
+                        context={"reference": row.reference, "title": row.title, "collectivite": row.collectivite,
+                                 "days": d, "last_day": last_day, "campaign": title})
+                for row in drafts])
+            db.session.commit()
     return count
 
 
 def _documents_reminders(now: datetime) -> int:
     """Applicants asked for documents who have not answered after DOCUMENTS_REMINDER_DAYS: one
-    reminder per request."""
+    reminder per request, BATCH at a time like the deadline reminders."""
     cutoff = now - timedelta(days=current_app.config["DOCUMENTS_REMINDER_DAYS"])
     latest = (select(AuditEvent.dossier_id, func.max(AuditEvent.id).label("event_id"))
               .where(AuditEvent.action == "request_documents").group_by(AuditEvent.dossier_id).subquery())
-    rows = db.session.execute(
-        select(Dossier, AuditEvent).join(latest, latest.c.dossier_id == Dossier.id)
-        .join(AuditEvent, AuditEvent.id == latest.c.event_id)
-        .where(Dossier.state == "incomplete", AuditEvent.at <= cutoff).order_by(Dossier.id)
-    ).all()
-    count = 0
-    for dossier, event in rows:
-        count += _queue_once(
-            "reminder_documents", f"reminder:documents:event:{event.id}", dossier=dossier,
-            recipients=applicants(dossier.collectivite_id),
-            context={"reference": dossier.reference, "title": dossier.title, "reason": event.reason,
-                     "requested_on": format_date_fr(paris_date(event.at))})
+    prefix, count, after = "reminder:documents:event:", 0, 0
+    while True:
+        rows = db.session.execute(
+            select(Dossier.id, Dossier.reference, Dossier.title, Dossier.collectivite_id,
+                   Collectivite.name.label("collectivite"), AuditEvent.id.label("event_id"),
+                   AuditEvent.reason, AuditEvent.at)
+            .join(latest, latest.c.dossier_id == Dossier.id)
+            .join(AuditEvent, AuditEvent.id == latest.c.event_id)
+            .join(Collectivite, Collectivite.id == Dossier.collectivite_id)
+            .where(Dossier.state == "incomplete", AuditEvent.at <= cutoff, Dossier.id > after,
+                   _not_queued(prefix, AuditEvent.id))
+            .order_by(Dossier.id).limit(BATCH)).all()
+        if not rows:
+            break
+        after = rows[-1].id
+        agents = approved_agents_of(row.collectivite_id for row in rows)
+        count += queue_many("reminder_documents", [
+            Pending(key=f"{prefix}{row.event_id}", dossier_id=row.id, recipients=agents.get(row.collectivite_id, []),
+                    context={"reference": row.reference, "title": row.title, "collectivite": row.collectivite,
+                             "reason": row.reason, "requested_on": format_date_fr(paris_date(row.at))})
+            for row in rows])
+        db.session.commit()
     return count
 
 
