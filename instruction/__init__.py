@@ -12,6 +12,26 @@ from instruction.config import load_config
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def register_blueprints(app: Flask) -> None:
+    from instruction.accounts.account_views import bp as account_bp
+    from instruction.accounts.views import bp as auth_bp
+    from instruction.acts.views import bp as acts_bp
+    from instruction.admin.views import bp as admin_bp
+    from instruction.backoffice.views import bp as backoffice_bp
+    from instruction.commission.views import bp as commission_bp
+    from instruction.documents.views import bp as documents_bp
+    from instruction.notifications.views import bp as notifications_bp
+    from instruction.portal.views import bp as portal_bp
+    from instruction.teamwork.views import bp as teamwork_bp
+    from instruction.teamwork.views import labels_bp
+    from instruction.teamwork.views import portal_bp as portal_thread_bp
+    from instruction.web.views import bp as main_bp
+
+    for blueprint in (auth_bp, account_bp, main_bp, portal_bp, backoffice_bp, documents_bp, notifications_bp,
+                      admin_bp, acts_bp, commission_bp, teamwork_bp, portal_thread_bp, labels_bp):
+        app.register_blueprint(blueprint)
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Application factory: configuration from the environment, overridable by ``test_config``."""
     app = Flask(
@@ -33,8 +53,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     from instruction.web import register_web
 
     register_web(app)
+    register_blueprints(app)
 
     from instruction.cli import register_commands
 
     register_commands(app)
+    from worker.celery_app import install_publisher
+
+    install_publisher(app)  # the worker gives the outbox dispatcher its publisher
     return app

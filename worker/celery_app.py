@@ -70,3 +70,12 @@ def celery_init_app(app: Flask) -> Celery:
     celery.config_from_object(celery_config(app))
     app.extensions["celery"] = celery
     return celery
+
+
+def install_publisher(app: Flask) -> None:
+    """Give the outbox dispatcher of ``app`` its publisher: a delivery task per message, through
+    the Celery app of ``app`` (created when first needed)."""
+    from instruction.notifications import dispatch
+
+    dispatch.set_publisher(app, lambda message_id: celery_init_app(app).send_task(DELIVER_TASK,
+                                                                                  args=[message_id]))

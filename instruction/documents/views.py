@@ -8,10 +8,10 @@ from flask import Blueprint, Flask, abort, send_file
 from flask_login import current_user, login_required
 
 from instruction.documents.services import ALLOWED, content_disposition, path_for
-from instruction.dossiers.access import get_dossier_for
 from instruction.dossiers.models import Document
 from instruction.errors import StorageUnavailable
 from instruction.extensions import db
+from instruction.web.access import get_dossier_for
 
 bp = Blueprint("documents", __name__, url_prefix="/documents")
 

@@ -1,8 +1,8 @@
-"""Who may see what: the one place that loads a dossier for a user (404 when not visible)."""
+"""Who may see what: the one place that loads a dossier for a user (no Flask here: the views turn
+"not visible" into a 404, ``instruction.web.access``)."""
 
 from __future__ import annotations
 
-from flask import abort
 from sqlalchemy import Select
 
 from instruction.accounts.models import User
@@ -27,9 +27,9 @@ def visible_dossiers(user: User, query: Select) -> Select:
     return query.where(Dossier.collectivite_id == user.collectivite_id, Dossier.discarded_at.is_(None))
 
 
-def get_dossier_for(user: User, dossier_id: int) -> Dossier:
-    """The dossier if ``user`` may see it; 404 otherwise (never reveal that it exists)."""
+def visible_dossier(user: User, dossier_id: int) -> Dossier | None:
+    """The dossier if ``user`` may see it; None otherwise, whether it exists or not."""
     dossier = db.session.get(Dossier, dossier_id)
     if dossier is None or not can_see(user, dossier):
-        abort(404)
+        return None
     return dossier

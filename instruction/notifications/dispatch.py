@@ -9,7 +9,7 @@ and the periodic re-dispatch (``jobs.dispatch_pending``) queues it when the brok
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from flask import Flask, current_app
 from sqlalchemy import event, update
@@ -21,19 +21,23 @@ log = logging.getLogger(__name__)
 _KEY = "outbox_new_ids"
 
 
-def celery_for(app: Flask):
-    from worker.celery_app import celery_init_app
+_PUBLISHER = "outbox_publisher"
+Publisher = Callable[[int], None]  # queues the delivery of one outbox message
 
-    return celery_init_app(app)
+
+def set_publisher(app: Flask, publish: Publisher) -> None:
+    """Given by the worker package at start-up (``worker.celery_app.install_publisher``), so that
+    the notifications do not import the worker."""
+    app.extensions[_PUBLISHER] = publish
 
 
 def enqueue(message_ids: Iterable[int]) -> None:
     """Queue one delivery task per message (raises if the broker cannot be reached)."""
-    from worker.celery_app import DELIVER_TASK
-
-    celery = celery_for(current_app._get_current_object())
+    publish = current_app.extensions.get(_PUBLISHER)
+    if publish is None:
+        raise RuntimeError("no outbox publisher: worker.celery_app.install_publisher(app) gives it")
     for message_id in message_ids:
-        celery.send_task(DELIVER_TASK, args=[message_id])
+        publish(message_id)
 
 
 def _after_flush(session, flush_context) -> None:

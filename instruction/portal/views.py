@@ -28,7 +28,7 @@ from instruction import clock, rules
 from instruction.campaigns.services import current_campaign
 from instruction.documents import services as documents
 from instruction.dossiers import services as dossier_services
-from instruction.dossiers.access import get_dossier_for, visible_dossiers
+from instruction.dossiers.access import visible_dossiers
 from instruction.dossiers.models import Document, Dossier, ExpenseLine
 from instruction.dossiers.services import WorkflowError
 from instruction.dossiers.workflow import available_actions, deadline_of
@@ -48,6 +48,7 @@ from instruction.portal.forms import (
 )
 from instruction.teamwork import services as teamwork
 from instruction.teamwork.forms import MessageForm
+from instruction.web.access import get_dossier_for
 from instruction.web.actions import attempt, perform
 from instruction.web.numbers import bounded_int
 

@@ -1,4 +1,5 @@
-"""Web shell: blueprints, error pages and template helpers."""
+"""Web shell: error pages, security headers, template helpers, and what views share (``actions``:
+the unit of work, ``access``, ``numbers``). It imports no blueprint: the packages import it."""
 
 from __future__ import annotations
 
@@ -66,24 +67,7 @@ def register_web(app: Flask) -> None:
     app.after_request(security_headers)
     app.before_request(refuse_nul_characters)
     app.url_map.converters["int"] = DatabaseIdConverter
-    from instruction.accounts.account_views import bp as account_bp
-    from instruction.accounts.views import bp as auth_bp
-    from instruction.acts.views import bp as acts_bp
-    from instruction.admin.views import bp as admin_bp
-    from instruction.backoffice.views import bp as backoffice_bp
-    from instruction.commission.views import bp as commission_bp
-    from instruction.documents.views import bp as documents_bp
-    from instruction.notifications.views import bp as notifications_bp
-    from instruction.portal.views import bp as portal_bp
-    from instruction.teamwork.views import bp as teamwork_bp
-    from instruction.teamwork.views import labels_bp
-    from instruction.teamwork.views import portal_bp as portal_thread_bp
-    from instruction.web.views import bp as main_bp
-
-    for blueprint in (auth_bp, account_bp, main_bp, portal_bp, backoffice_bp, documents_bp, notifications_bp,
-                      admin_bp, acts_bp, commission_bp, teamwork_bp, portal_thread_bp, labels_bp):
-        app.register_blueprint(blueprint)
-    register_filters(app)
+    register_filters(app)  # the blueprints are registered by the app factory, above every package
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
