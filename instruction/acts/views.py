@@ -10,8 +10,8 @@ from instruction.acts import services
 from instruction.acts.models import LegalAct
 from instruction.documents.services import content_disposition
 from instruction.documents.views import DOWNLOAD_CSP
-from instruction.dossiers.access import get_dossier_for
 from instruction.extensions import db
+from instruction.web.access import get_dossier_for
 from instruction.web.actions import perform
 
 bp = Blueprint("acts", __name__, url_prefix="/actes")
