@@ -16,7 +16,6 @@ from instruction import clock
 from instruction.accounts.models import User
 from instruction.backoffice import views as backoffice
 from instruction.documents import services as documents
-from instruction.dossiers.access import get_dossier_for
 from instruction.dossiers.models import Dossier
 from instruction.errors import Refusal
 from instruction.extensions import db, login_manager
@@ -31,6 +30,7 @@ from instruction.teamwork.forms import (
 )
 from instruction.teamwork.models import LABEL_COLOURS, MESSAGE_EMAIL_CHOICES, Label
 from instruction.teamwork.team import ASSIGNABLE_ROLES
+from instruction.web.access import get_dossier_for
 from instruction.web.actions import perform
 
 bp = Blueprint("teamwork", __name__, url_prefix="/instruction")
