@@ -257,7 +257,8 @@ def test_account_e_mails_carry_their_own_link(session, sink):
 
 @pytest.mark.parametrize("kind", sorted(kinds.KINDS))
 def test_every_kind_has_a_french_text_and_html_template(session, app, kind):
-    dossier = None if kind in kinds.ACCOUNT_KINDS + ("digest",) else factories.dossier("received")
+    # Account e-mails, the digest and the campaign's change of dates are about no single dossier.
+    dossier = None if kind in kinds.ACCOUNT_KINDS + ("digest", "campaign_dates") else factories.dossier("received")
     user = factories.staff("instructor") if kind == "digest" else factories.user("applicant")
     context = {"reference": dossier.reference if dossier else None, "reason": "Motif précis",
                "title": "Projet", "days": 7, "last_day": "30 juin 2027", "requested_on": "1er juin 2027",
@@ -265,7 +266,9 @@ def test_every_kind_has_a_french_text_and_html_template(session, app, kind):
                "full_name": "Inès Moreau", "date": "1er juin 2027",
                "new": [{"id": 1, "reference": "X-1", "title": "T", "state": "Reçu", "collectivite": "C"}],
                "waiting": [], "envelopes": [{"aid": 2, "scope": "CC", "consumed": "27 000,00 €",
-                                             "cap": "30 000,00 €", "percent": 90}]}
+                                             "cap": "30 000,00 €", "percent": 90}],
+               "campaign": "Campagne de démonstration", "change": "clôture avancée au 15 juin 2027",
+               "still_open": True}
     message = OutboxMessage(key=f"test:{kind}", kind=kind, dossier=dossier, context=context, created_at=NOW)
     row = Delivery(message=message, user=user, email=user.email)
     session.add(message)
@@ -279,6 +282,8 @@ def test_every_kind_has_a_french_text_and_html_template(session, app, kind):
         assert "Bonjour" in content and "merci de ne pas y répondre" in content
         if dossier is not None:
             assert dossier.reference in content and f"/dossiers/{dossier.id}" in content
+        if kind == "campaign_dates":
+            assert "Campagne de démonstration" in content and "clôture avancée au 15 juin 2027" in content
     assert kinds.label(kind) != kind
 
 
