@@ -123,8 +123,7 @@ def load_demo(*, now: datetime) -> list[str]:
             collectivite = _collectivite(code) if code else None
             create_user(email=email, full_name=name, password=password, role=role, collectivite=collectivite,
                         now=now)
-            note = "  (double authentification à activer à la 1re connexion)" if role == "admin" else ""
-            created_lines.append(f"{role:<11} {email:<42} {password}{note}")
+            created_lines.append(f"{role:<11} {email:<42} {password}")
     db.session.commit()
     if created_lines:
         path = _credentials_file()
