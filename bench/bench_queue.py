@@ -38,15 +38,6 @@ VIEWS = {
 }
 
 
-def recreate_database(url: str) -> None:
-    target = sa.make_url(url)
-    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-
-
 def summary(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     return statistics.median(ordered) * 1000, ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000
@@ -75,6 +66,7 @@ def main() -> None:
     from flask_migrate import upgrade
     from sqlalchemy import event, select
 
+    from bench.generate import recreate_database
     from instruction import create_app
     from instruction.accounts.models import User
     from instruction.campaigns.services import sync_campaigns
