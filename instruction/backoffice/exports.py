@@ -89,8 +89,13 @@ def export_rows(f: QueueFilters, aids: dict[int, str]) -> Iterator[ExportRow]:
         )
 
 
-def _text(value: str) -> str:
+def spreadsheet_text(value: str) -> str:
+    """A text cell a spreadsheet will not run as a formula (quoted when it starts like one);
+    every spreadsheet the application writes goes through it."""
     return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
+_text = spreadsheet_text
 
 
 # --- CSV -----------------------------------------------------------------------------------------
