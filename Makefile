@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed pdf-deps
+install: $(VENV)/.installed pdf-deps node_modules/axe-core/axe.min.js
 
 ## pdf-deps: the Debian libraries WeasyPrint needs for the PDF letters (Pango, HarfBuzz, fonts).
 PDF_LIBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core fontconfig
@@ -39,12 +39,21 @@ run: setup
 	@echo "Application : http://$(HOST):$(PORT)  (Ctrl-C pour arrêter)"
 	$(INSTRUCTION) serve --host $(HOST) --port $(PORT)
 
-## browser-deps: Debian's Chromium for the end-to-end tests (Playwright drives /usr/bin/chromium).
-browser-deps:
+## browser-deps: Debian's Chromium for the end-to-end tests (Playwright drives /usr/bin/chromium),
+## and axe-core (pinned in package-lock.json) that tests/a11y.py injects into the pages.
+browser-deps: node_modules/axe-core/axe.min.js
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "Installing Debian's chromium for the browser tests..."; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || { echo "ERROR: could not install chromium (apt-get install chromium)"; exit 1; }; }
+
+node_modules/axe-core/axe.min.js: package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "Installing Debian's npm for axe-core..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null) \
+	  || { echo "ERROR: could not install npm (apt-get install npm)"; exit 1; }; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 ## faketime-deps: Debian's faketime, to run the setup chain under a clock set years ahead.
 faketime-deps:
