@@ -63,7 +63,7 @@ def test_envelopes_of_each_aid(client, session, territory):
     assert "ville centre : Genlis" in page
 
     a2 = scope_block(aid_section(page, 2), "epci:200000925")
-    assert figures(a2) == {"limit": "30 000,00 €", "consumed": "4 000,00 €", "pending": "4 000,00 €",
+    assert figures(a2) == {"limit": "30 000,00 €", "consumed": "4 000,00 €", "paid": "0,00 €", "pending": "4 000,00 €",
                            "remaining": "26 000,00 €", "after-pending": "22 000,00 €"}
     assert territory["a2_granted"].reference in a2 and territory["a2_pending"].reference in a2
     assert territory["a2_refused"].reference not in page  # consumes nothing, asks nothing

@@ -8,9 +8,11 @@ not block anything.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import defer, joinedload
@@ -32,6 +34,10 @@ SCOPE_LABELS = {
 }
 
 
+def _cents(value) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
 def demand_of(dossier: Dossier) -> Decimal:
     """What a pending dossier asks of its envelope: its computed amount once declared eligible."""
     return dossier.computed_amount if dossier.computed_amount is not None \
@@ -45,6 +51,7 @@ class EnvelopeFigures:
     consumed: Decimal
     pending: Decimal  # demand of the pending dossiers counted
     pending_count: int
+    paid: Decimal = ZERO  # paid to the granted and paid dossiers of the scope (part of consumed)
 
     @property
     def remaining(self) -> Decimal:
@@ -114,6 +121,15 @@ class AidEnvelopes:
     idle_communes: int = 0  # aid 1: communes of the EPCI with no dossier nor envelope
 
 
+def _territory(epci: Epci, campaign: Campaign):
+    """The ids of the dossiers of the EPCI's territory that count for an envelope of the campaign
+    (pending demand, granted or paid)."""
+    return (select(Dossier.id).join(Collectivite, Dossier.collectivite_id == Collectivite.id)
+            .where(Collectivite.epci_id == epci.id, Dossier.campaign_id == campaign.id,
+                   Dossier.state.in_(PENDING_STATES + CONSUMING_STATES),
+                   Dossier.cap_scope.is_not(None)))
+
+
 def for_epci(epci: Epci, campaign: Campaign, now: datetime) -> list[AidEnvelopes]:
     """Every aid of the campaign with the envelopes of the EPCI's territory (per commune for a
     commune-scoped aid), their pending demand, and the most recent dossiers of each.
@@ -125,17 +141,15 @@ def for_epci(epci: Epci, campaign: Campaign, now: datetime) -> list[AidEnvelopes
     params = parameters_of(campaign)
     communes = dict(db.session.execute(
         select(Commune.insee, Commune.name).where(Commune.epci_id == epci.id)).all())
-    territory = (select(Dossier.id).join(Collectivite, Dossier.collectivite_id == Collectivite.id)
-                 .where(Collectivite.epci_id == epci.id, Dossier.campaign_id == campaign.id,
-                        Dossier.state.in_(PENDING_STATES + CONSUMING_STATES),
-                        Dossier.cap_scope.is_not(None)))
+    territory = _territory(epci, campaign)
     is_pending = Dossier.state.in_(PENDING_STATES)
-    totals = {(aid, scope): (Decimal(pending).quantize(Decimal("0.01")), pending_count, count)
-              for aid, scope, pending, pending_count, count in db.session.execute(
+    totals = {(aid, scope): (_cents(pending), pending_count, count, _cents(paid))
+              for aid, scope, pending, pending_count, count, paid in db.session.execute(
         select(Dossier.aid_number, Dossier.cap_scope,
                func.coalesce(func.sum(case((is_pending, func.coalesce(
                    Dossier.computed_amount, Dossier.requested_amount)))), 0),
-               func.count(case((is_pending, 1))), func.count())
+               func.count(case((is_pending, 1))), func.count(),
+               func.coalesce(func.sum(Dossier.paid_amount), 0))
         .where(Dossier.id.in_(territory)).group_by(Dossier.aid_number, Dossier.cap_scope))}
     rank = func.row_number().over(partition_by=(Dossier.aid_number, Dossier.cap_scope),
                                   order_by=(Dossier.submitted_at.desc(), Dossier.id.desc())).label("rank")
@@ -166,13 +180,14 @@ def for_epci(epci: Epci, campaign: Campaign, now: datetime) -> list[AidEnvelopes
         envelopes_of_aid = []
         for scope in scopes:
             envelope = envelopes.get((number, scope))
-            pending, pending_count, count = totals.get((number, scope), (ZERO, 0, 0))
+            pending, pending_count, count, paid = totals.get((number, scope), (ZERO, 0, 0, ZERO))
             figures = EnvelopeFigures(
                 scope=scope,
                 limit=limit,
                 consumed=envelope.consumed if envelope else ZERO,
                 pending=pending,
                 pending_count=pending_count,
+                paid=paid,
             )
             if aid.cap_scope == "commune":
                 insee = scope.split(":", 1)[1]
@@ -187,3 +202,34 @@ def for_epci(epci: Epci, campaign: Campaign, now: datetime) -> list[AidEnvelopes
                                    scope_label=SCOPE_LABELS[aid.cap_scope], cap_amount=limit,
                                    envelopes=envelopes_of_aid, idle_communes=idle))
     return result
+
+
+class CountingDossier(NamedTuple):
+    """One dossier that counts for an envelope of the EPCI, as the statement lists it."""
+
+    aid: int
+    scope: str
+    reference: str
+    applicant: str
+    kind: str
+    state: str
+    submitted_at: datetime | None
+    requested: Decimal | None
+    computed: Decimal | None
+    granted: Decimal | None
+    paid: Decimal | None
+
+
+def counting_dossiers(epci: Epci, campaign: Campaign, batch: int = 1000) -> Iterator[CountingDossier]:
+    """Every dossier counting for an envelope of the EPCI (all of them, not only the most recent),
+    by aid, scope and most recent submission first; read ``batch`` rows at a time."""
+    statement = (
+        select(Dossier.aid_number, Dossier.cap_scope, Dossier.reference, Collectivite.name,
+               Collectivite.kind, Dossier.state, Dossier.submitted_at, Dossier.requested_amount,
+               Dossier.computed_amount, Dossier.granted_amount, Dossier.paid_amount)
+        .join(Collectivite, Dossier.collectivite_id == Collectivite.id)
+        .where(Dossier.id.in_(_territory(epci, campaign)))
+        .order_by(Dossier.aid_number, Dossier.cap_scope, Dossier.submitted_at.desc(), Dossier.id.desc())
+        .execution_options(yield_per=batch))
+    for row in db.session.execute(statement):
+        yield CountingDossier(*row)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from instruction import clock
 from instruction.acts.services import documents_due_on
-from instruction.backoffice import envelope_figures, exports, queries
+from instruction.backoffice import envelope_figures, envelope_statement, exports, queries
 from instruction.backoffice.forms import (
     PAYMENT_ACTIONS,
     REASON_LABELS,
@@ -133,7 +133,7 @@ def queue():
     )
 
 
-EXPORTS = {"backoffice.export_csv", "backoffice.export_xlsx"}
+EXPORTS = {"backoffice.export_csv", "backoffice.export_xlsx", "backoffice.epci_statement_xlsx"}
 
 
 def _export_name(f: queries.QueueFilters, extension: str) -> str:
@@ -375,8 +375,9 @@ def cancel_payment(dossier_id: int, payment_id: int):
 # --- envelopes of an EPCI ------------------------------------------------------------------------
 
 
-@bp.route("/epci/<siren>")
-def epci_envelopes(siren: str):
+def _epci_and_campaign(siren: str) -> tuple[Epci, Campaign | None, list[Campaign], str | None]:
+    """The EPCI (404 if unknown), the campaign asked (``campagne``, else the current one), every
+    campaign, and the warning for an unknown campaign code."""
     epci = db.session.scalar(select(Epci).where(Epci.siren == siren)
                              .options(joinedload(Epci.ville_centre), joinedload(Epci.departement)))
     if epci is None:
@@ -387,9 +388,30 @@ def epci_envelopes(siren: str):
     campaign = next((c for c in campaigns if c.code == code), None)
     if code and campaign is None:
         warning = f"Campagne « {code[:40]} » inconnue : campagne en cours affichée."
-    campaign = campaign or current_campaign()
+    return epci, campaign or current_campaign(), list(campaigns), warning
+
+
+@bp.route("/epci/<siren>")
+def epci_envelopes(siren: str):
+    epci, campaign, campaigns, warning = _epci_and_campaign(siren)
     now = clock.now()
     aids = envelope_figures.for_epci(epci, campaign, now) if campaign else []
     sivos = db.session.scalars(select(Sivos).where(Sivos.epci_id == epci.id).order_by(Sivos.name)).all()
     return render_template("backoffice/epci.html", epci=epci, campaign=campaign, campaigns=campaigns,
                            aids=aids, sivos=sivos, warning=warning)
+
+
+@bp.route("/epci/<siren>/etat-des-engagements.xlsx")
+def epci_statement_xlsx(siren: str):
+    """The statement of commitments of the EPCI (état des engagements) for the campaign asked:
+    the envelopes' figures and every dossier that counts for them."""
+    epci, campaign, _, _ = _epci_and_campaign(siren)
+    if campaign is None:
+        abort(404)
+    now = clock.now()
+    output = envelope_statement.write_statement(envelope_figures.for_epci(epci, campaign, now),
+                                                envelope_figures.counting_dossiers(epci, campaign))
+    name = f"etat-des-engagements-{epci.siren}-{campaign.code}-{paris_date(now).isoformat()}.xlsx"
+    response = send_file(output, mimetype=XLSX_MIMETYPE, as_attachment=True, download_name=name, max_age=0)
+    response.headers["Cache-Control"] = "no-store"
+    return response
