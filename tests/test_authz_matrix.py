@@ -196,6 +196,8 @@ EXPECTED: dict[str, Row] = {
     "GET documents.download":           Row(LOGIN,    200,        404,        200,       200,    200),
     "GET documents.download on draft":  Row(LOGIN,    200,        404,        404,       404,    404, on="draft"),
     "GET documents.preview":            Row(LOGIN,    200,        404,        200,       200,    200),
+    "GET documents.dossier_archive":    Row(LOGIN,    200,        404,        200,       200,    200),
+    "GET documents.dossier_archive on draft": Row(LOGIN, 200,     404,        404,       404,    404, on="draft"),
 
     # --- notifications (the delivery is the applicant of A's)
     "GET notifications.index":          Row(LOGIN,    200,        200,        200,       200,    200),

@@ -4,14 +4,18 @@ Downloads are always ``attachment``; the preview is ``inline`` with the sniffed 
 (PDF, JPEG or PNG only). Every answer forbids sniffing and runs under a restrictive CSP.
 """
 
-from flask import Blueprint, Flask, abort, send_file
+from flask import Blueprint, Flask, Response, abort, send_file, stream_with_context
 from flask_login import current_user, login_required
 
+from instruction import clock
+from instruction.acts.services import ensure_rendered
+from instruction.documents import archive
 from instruction.documents.services import ALLOWED, content_disposition, path_for
 from instruction.dossiers.models import Document
 from instruction.errors import StorageUnavailable
 from instruction.extensions import db
 from instruction.web.access import get_dossier_for
+from instruction.web.actions import perform
 
 bp = Blueprint("documents", __name__, url_prefix="/documents")
 
@@ -72,3 +76,24 @@ def preview(document_id: int):
     if document.content_type not in ALLOWED:
         return _serve(document, "attachment")
     return _serve(document, "inline")
+
+
+@bp.route("/dossiers/<int:dossier_id>/pieces.zip")
+@login_required
+def dossier_archive(dossier_id: int):
+    """Every document and legal act of the dossier in one zip with its manifest, streamed (staff,
+    and the dossier's collectivité; 404 for anyone else)."""
+    dossier = get_dossier_for(current_user, dossier_id)
+    for act in archive.unrendered_acts(dossier):  # as at their first download: rendered once, kept
+        refusal = perform(ensure_rendered, act, now=clock.now())
+        if refusal is not None:
+            abort(refusal.status, refusal.message)
+    items = archive.entries(dossier)
+    response = Response(stream_with_context(archive.stream_zip(items, now=clock.now())),
+                        mimetype="application/zip")
+    response.headers["Content-Disposition"] = content_disposition("attachment", archive.archive_name(dossier))
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
