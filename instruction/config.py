@@ -6,6 +6,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from instruction.rules.parameters import PARIS
 
@@ -51,7 +52,7 @@ def _service_identity() -> dict[str, str]:
 def load_config(instance: Path, overrides: dict) -> dict:
     instance.mkdir(parents=True, exist_ok=True)
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'instruction.db'}"
-    config = {
+    config: dict[str, Any] = {
         "SECRET_KEY": overrides.get("SECRET_KEY") or _secret_key(instance),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": os.environ.get("REDIS_URL", ""),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import DateTime, MetaData, Numeric, TypeDecorator, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import DateTime, MetaData, Numeric, Table, TypeDecorator, event
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import DeclarativeBase
 
 from instruction import clock
@@ -65,6 +65,21 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's table, for Core statements (the declarative base types ``__table__``
+    as any ``FromClause``; every model here maps one ``Table``)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def rowcount(result: Result) -> int:
+    """The rows an UPDATE or DELETE matched. ``Session.execute`` returns a ``CursorResult`` for
+    them, but is typed as returning the ``Result`` it derives from, which has no ``rowcount``."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount
 
 
 def clock_now() -> datetime:

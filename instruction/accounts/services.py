@@ -25,6 +25,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from instruction import clock
 from instruction.accounts.models import ROLES, User
 from instruction.accounts.passwords import password_problems
+from instruction.db import rowcount
 from instruction.errors import Refusal
 from instruction.extensions import db
 from instruction.notifications import services as notifications
@@ -415,7 +416,7 @@ def approve_account(user: User, approver: User, *, now: datetime) -> User:
         update(User).where(User.id == user.id, _pending_condition())
         .values(approved_at=now, approved_by_id=approver.id)
         .execution_options(synchronize_session="fetch"))
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise AlreadyDecided(f"Le compte de {user.full_name} a déjà été validé ou refusé.")
     notifications.queue(
         "account_approved", key=f"account:{user.id}:approved", recipients=[user],
@@ -446,7 +447,7 @@ def refuse_account(user: User, approver: User, reason: str, *, now: datetime) ->
     result = db.session.execute(
         update(User).where(User.id == user.id, _pending_condition()).values(active=False)
         .execution_options(synchronize_session="fetch"))
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise AlreadyDecided(f"Le compte de {user.full_name} a déjà été validé ou refusé.")
     return user
 

@@ -21,6 +21,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from instruction.accounts.models import RecoveryCode, User
 from instruction.accounts.services import AccountError
+from instruction.db import rowcount
 from instruction.extensions import db
 
 ISSUER = "Aides numériques BFC"
@@ -85,7 +86,7 @@ def verify(user: User, code: str, *, now: datetime) -> bool:
                                or_(User.totp_last_step.is_(None), User.totp_last_step < step))
             .values(totp_last_step=step).execution_options(synchronize_session=False))
         db.session.expire(user, ["totp_last_step"])
-        return result.rowcount == 1
+        return rowcount(result) == 1
     return _use_recovery_code(user, code, now)
 
 
@@ -99,7 +100,7 @@ def _use_recovery_code(user: User, code: str, now: datetime) -> bool:
             result = db.session.execute(
                 update(RecoveryCode).where(RecoveryCode.id == row.id, RecoveryCode.used_at.is_(None))
                 .values(used_at=now).execution_options(synchronize_session=False))
-            return result.rowcount == 1
+            return rowcount(result) == 1
     return False
 
 

@@ -393,7 +393,9 @@ def pending_user() -> User | None:
     if not isinstance(data, dict) or clock.now().timestamp() - data.get("since", 0) > PENDING_MAX_AGE:
         return None
     parsed = parse_session_id(str(data.get("user", "")))
-    user = db.session.get(User, parsed[0]) if parsed else None
+    if parsed is None:
+        return None
+    user = db.session.get(User, parsed[0])
     if user is None or not user.active or user.session_version != parsed[1]:
         return None
     return user

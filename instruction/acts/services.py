@@ -16,6 +16,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from instruction.acts.models import ACT_TITLES, LegalAct
+from instruction.db import rowcount
 from instruction.documents import services as storage
 from instruction.dossiers.evaluation import parameters
 from instruction.dossiers.models import Dossier
@@ -162,7 +163,7 @@ def ensure_rendered(act: LegalAct, *, now: datetime) -> LegalAct:
         .values(storage_key=key, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
                 rendered_at=now)
         .execution_options(synchronize_session=False))
-    if result.rowcount != 1:  # rendered meanwhile by someone else: keep theirs
+    if rowcount(result) != 1:  # rendered meanwhile by someone else: keep theirs
         storage.remove_files([key])
     db.session.refresh(act)
     return act

@@ -25,12 +25,14 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from instruction import clock
+from instruction.db import table_of
 from instruction.dossiers.models import AuditEvent
 
 GENESIS = "0" * 64  # the ``prev_hash`` of the first row
@@ -53,7 +55,7 @@ def _plain(value):
     return value
 
 
-def canonical(fields: Mapping[str, object]) -> bytes:
+def canonical(fields: Mapping[Any, object]) -> bytes:
     """The bytes a row's hash is computed over (``id``, ``hash`` and NULL values left out)."""
     kept = {name: _plain(value) for name, value in fields.items()
             if name not in NOT_HASHED and value is not None}
@@ -61,7 +63,7 @@ def canonical(fields: Mapping[str, object]) -> bytes:
                       default=_plain).encode("utf-8")
 
 
-def row_hash(fields: Mapping[str, object]) -> str:
+def row_hash(fields: Mapping[Any, object]) -> str:  # a dict or a RowMapping, keyed by column name
     return hashlib.sha256(canonical(fields)).hexdigest()
 
 
@@ -72,7 +74,7 @@ def lock_chain(connection: Connection) -> None:
 
 
 def chain_tip(connection: Connection) -> str:
-    table = AuditEvent.__table__
+    table = table_of(AuditEvent)
     tip = connection.execute(sa.select(table.c.hash).order_by(table.c.id.desc()).limit(1)).scalar()
     return tip or GENESIS
 
@@ -104,7 +106,7 @@ def append_many(connection: Connection, rows: list[dict]) -> list[int]:
     to the one before it in the order given. Returns the new ids in that order."""
     if not rows:
         return []
-    table = AuditEvent.__table__
+    table = table_of(AuditEvent)
     lock_chain(connection)
     tip = chain_tip(connection)
     sealed = []

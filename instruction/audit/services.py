@@ -44,13 +44,14 @@ def verify_chain(anchor: AuditVerification | None = None) -> Verification:
             return Verification(False, checked, (
                 f"Chaîne rompue à l'événement n° {row['id']} : son contenu a été modifié "
                 "après son enregistrement."), first_broken_id=row["id"])
-        if not anchor_seen and row["id"] == anchor.last_event_id:
+        if not anchor_seen and anchor is not None and row["id"] == anchor.last_event_id:
             if row["hash"] != anchor.last_hash:  # pragma: no cover - its own hash check fails first
                 return Verification(False, checked, f"L'événement n° {row['id']} a été remplacé.",
                                     first_broken_id=row["id"])
             anchor_seen = True
         previous_hash, previous_id, checked = row["hash"], row["id"], checked + 1
     if not anchor_seen:
+        assert anchor is not None  # without an anchor, anchor_seen starts True
         return Verification(False, checked, (
             f"Chaîne rompue : l'événement n° {anchor.last_event_id}, vérifié le "
             f"{format_date_fr(paris_date(anchor.checked_at))}, et ceux qui le suivaient ont disparu."),

@@ -27,7 +27,7 @@ def sync_campaigns() -> list[str]:
         params = load_campaign(code)
         campaign = db.session.scalar(select(Campaign).where(Campaign.code == code))
         created = campaign is None
-        if created:
+        if campaign is None:
             campaign = Campaign(code=code, parameters_code=code)
             db.session.add(campaign)
             changes.append(f"Campagne créée : {code} ({params.title})")

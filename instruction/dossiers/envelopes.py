@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from instruction.campaigns.models import Campaign
 from instruction.campaigns.services import parameters_of
+from instruction.db import rowcount
 from instruction.dossiers.models import Envelope
 from instruction.extensions import db
 
@@ -48,9 +49,9 @@ def get_envelope(campaign: Campaign, aid_number: int, scope: str, at: datetime) 
                 consumed=Decimal("0.00"))
         .on_conflict_do_nothing(index_elements=["campaign_id", "aid_number", "scope"])
     )
-    envelope = db.session.scalar(select(Envelope).where(
+    envelope = db.session.scalars(select(Envelope).where(  # inserted above if it was missing
         Envelope.campaign_id == campaign.id, Envelope.aid_number == aid_number,
-        Envelope.scope == scope))
+        Envelope.scope == scope)).one()
     if envelope.cap_limit != limit:
         db.session.execute(update(Envelope).where(Envelope.id == envelope.id).values(cap_limit=limit)
                            .execution_options(synchronize_session=False))
@@ -75,7 +76,7 @@ def consume(envelope: Envelope, amount: Decimal) -> bool:
         .execution_options(synchronize_session=False)
     )
     db.session.refresh(envelope)
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def release(envelope: Envelope, amount: Decimal) -> None:
@@ -88,7 +89,7 @@ def release(envelope: Envelope, amount: Decimal) -> None:
         .values(consumed=Envelope.consumed - amount)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise RuntimeError(f"envelope {envelope.id} would go below zero releasing {amount}")
     db.session.refresh(envelope)
 

@@ -23,6 +23,7 @@ from instruction.accounts.services import approved_agents_of, approved_agents_qu
 from instruction.acts import services as acts
 from instruction.audit import chain as audit_chain
 from instruction.campaigns.models import Campaign
+from instruction.db import rowcount
 from instruction.dossiers import envelopes
 from instruction.dossiers.evaluation import evaluate_dossier, scope_of
 from instruction.dossiers.models import (
@@ -179,7 +180,7 @@ def _apply(action: str, dossier: Dossier, actor: User | None, now: datetime, rea
         .values(state=target, updated_at=now, **fields)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise ActionConflict("Le dossier vient d'être modifié par ailleurs : rechargez la page.")
     for name, value in {"state": target, "updated_at": now, **fields}.items():
         set_committed_value(dossier, name, value)

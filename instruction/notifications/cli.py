@@ -10,6 +10,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, select, update
 
 from instruction import clock
+from instruction.db import rowcount
 from instruction.extensions import db
 from instruction.notifications import jobs
 from instruction.notifications.models import Delivery, JobRun, OutboxMessage
@@ -97,8 +98,8 @@ def run_jobs_command(names: tuple[str, ...], now_text: str | None, deliver: bool
 def retry_failed_command() -> None:
     """Give every failed delivery one more attempt (after fixing the relay, say)."""
     ids = list(db.session.scalars(select(Delivery.message_id).where(Delivery.status == "failed").distinct()))
-    count = db.session.execute(update(Delivery).where(Delivery.status == "failed").values(
-        status="pending", next_attempt_at=clock.now())).rowcount
+    count = rowcount(db.session.execute(update(Delivery).where(Delivery.status == "failed").values(
+        status="pending", next_attempt_at=clock.now())))
     db.session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(dispatched_at=None))
     db.session.commit()
     click.echo(f"{count} envoi(s) remis en attente : la prochaine re-distribution les enverra.")

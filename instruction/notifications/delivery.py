@@ -23,6 +23,7 @@ from flask import current_app
 from sqlalchemy import and_, or_, select, update
 
 from instruction import clock
+from instruction.db import rowcount
 from instruction.extensions import db
 from instruction.notifications.emails import build_email
 from instruction.notifications.models import Delivery, OutboxMessage
@@ -65,7 +66,7 @@ def claim(delivery_id: int, now: datetime) -> bool:
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def backoff(attempts: int) -> timedelta:

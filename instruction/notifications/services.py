@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from instruction.accounts.models import User
+from instruction.db import table_of
 from instruction.extensions import db
 from instruction.notifications import dispatch
 from instruction.notifications.models import Delivery, OutboxMessage
@@ -93,11 +94,12 @@ def queue_many(kind: str, messages: Iterable[Pending]) -> int:
     if not rows:
         return 0
     upsert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    outbox = table_of(OutboxMessage)
     inserted = db.session.execute(
-        upsert(OutboxMessage.__table__).on_conflict_do_nothing(index_elements=["key"])
-        .returning(OutboxMessage.__table__.c.id, OutboxMessage.__table__.c.key), rows).all()
+        upsert(outbox).on_conflict_do_nothing(index_elements=["key"])
+        .returning(outbox.c.id, outbox.c.key), rows).all()
     if inserted:
-        db.session.execute(insert(Delivery.__table__), [
+        db.session.execute(insert(table_of(Delivery)), [
             {"message_id": message_id, **delivery}
             for message_id, key in inserted for delivery in recipients[key]])
         dispatch.track([message_id for message_id, _ in inserted])

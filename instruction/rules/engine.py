@@ -226,6 +226,7 @@ def _scan_lines(lines: tuple[ExpenseLine, ...], rules: AidRules) -> tuple[_Base,
                     f"mois, soit {format_euros(amount)} HT."), blocking=False))
         base.total += amount
         if base.per_pack is not None:
+            assert line.pack is not None  # a line without a known pack is excluded above
             base.per_pack[line.pack] = base.per_pack.get(line.pack, ZERO) + amount
 
     findings: list[Finding] = []
@@ -264,9 +265,12 @@ def _compute_packs(base: _Base, rules: AidRules, applicant: Applicant, consumpti
                    ) -> tuple[Decimal, frozenset[int], list[Finding]]:
     """Each pack yields min(forfait, its expenses), or nothing if already granted."""
     findings: list[Finding] = []
+    per_pack = base.per_pack
+    assert per_pack is not None  # an aid with packs splits its base per pack (_scan_lines)
     total, granted, parts = ZERO, set(), []
-    for number, expenses in sorted(base.per_pack.items()):
+    for number, expenses in sorted(per_pack.items()):
         pack = rules.pack(number)
+        assert pack is not None  # _scan_lines keeps only the lines of a known pack
         if number in consumption.packs_granted:
             findings.append(_fail("pack.already_granted", (
                 f"Le {pack.label} a déjà été attribué {_to(_designation(applicant))} : il ne "
@@ -283,7 +287,7 @@ def _compute_packs(base: _Base, rules: AidRules, applicant: Applicant, consumpti
                                            f"{format_euros(total)}.", blocking=False))
     if total == 0:
         why = ("les packs demandés ont déjà été attribués à la commune"
-               if set(base.per_pack) <= consumption.packs_granted
+               if set(per_pack) <= consumption.packs_granted
                else "aucun pack ne produit de montant")
         findings.append(_fail("amount.zero", f"Aucun montant ne peut être attribué : {why}."))
     return total, frozenset(granted), findings
@@ -291,13 +295,15 @@ def _compute_packs(base: _Base, rules: AidRules, applicant: Applicant, consumpti
 
 def _compute_rate(base: _Base, rules: AidRules) -> tuple[Decimal, list[Finding]]:
     """base x rate, rounded down to the cent."""
+    rate = rules.rate
+    assert rate is not None  # an aid gives exactly one of rate or packs (parameters.py)
     with localcontext() as context:
         context.prec = 60  # far more digits than any base x rate needs: the product is exact
-        exact = base.total * rules.rate
+        exact = base.total * rate
     computed = round_down(exact)
     rounding = "" if computed == exact else " (arrondi au centime inférieur)"
     findings = [_ok("amount.computed", (
-        f"Montant calculé : {format_percent(rules.rate)} de {format_euros(base.total)} HT = "
+        f"Montant calculé : {format_percent(rate)} de {format_euros(base.total)} HT = "
         f"{format_euros(computed)}{rounding}."), blocking=False)]
     if computed == 0:
         findings.append(_fail("amount.zero", "Aucun montant ne peut être attribué : le montant "
@@ -344,7 +350,7 @@ def evaluate(applicant: Applicant, aid: int, lines: Iterable[ExpenseLine], submi
     findings = _check_dates(submitted_at, params) + _check_beneficiary(applicant, rules)
     base, line_findings = _scan_lines(lines, rules)
     findings += line_findings + _check_minimum(base, rules)
-    computed, packs = ZERO, frozenset()
+    computed, packs = ZERO, frozenset[int]()
     if base.total > 0 and rules.packs:
         computed, packs, amount_findings = _compute_packs(base, rules, applicant, consumption)
         findings += amount_findings

@@ -17,7 +17,7 @@ MONTHS = ("janvier", "fÃ©vrier", "mars", "avril", "mai", "juin", "juillet", "aoÃ
 
 
 def _group(digits: str) -> str:
-    groups = []
+    groups: list[str] = []
     while len(digits) > 3:
         digits, tail = digits[:-3], digits[-3:]
         groups.insert(0, tail)

@@ -18,7 +18,9 @@ def parse_plain_decimal(text: str, max_places: int) -> Decimal:
     if not isinstance(text, str) or not _PLAIN_DECIMAL.fullmatch(text):
         raise ValueError(f"not a plain non-negative decimal string: {text!r}")
     value = Decimal(text)
-    if -value.as_tuple().exponent > max_places:
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # a finite number (the pattern admits no "NaN" nor "Inf")
+    if -exponent > max_places:
         raise ValueError(f"more than {max_places} decimal places: {text!r}")
     return value
 
@@ -27,7 +29,9 @@ def to_cents(value: Decimal) -> Decimal:
     """The same amount with exactly two places; ValueError if that would lose a digit."""
     if not isinstance(value, Decimal) or not value.is_finite():
         raise ValueError(f"an amount must be a finite Decimal, got {value!r}")
-    if value.as_tuple().exponent < -2 and value != value.quantize(CENT, rounding=ROUND_DOWN):
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # checked finite above
+    if exponent < -2 and value != value.quantize(CENT, rounding=ROUND_DOWN):
         raise ValueError(f"an amount has at most two decimal places, got {value}")
     return value.quantize(CENT, rounding=ROUND_DOWN)
 

@@ -215,7 +215,8 @@ class CampaignParameters:
 
     def acts_at(self, instant: datetime | date) -> ActsRules:
         """The acts' values in force at ``instant`` (defaults for what the file does not date)."""
-        values, references = {}, {}
+        values: dict[str, Any] = {}  # int or bool, by name (ActsRules checks the fields)
+        references: dict[str, str] = {}
         for name, (value, reference) in ACTS_DEFAULTS.items():
             if name in self.acts:
                 entry = self.acts[name].entry_at(instant)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from instruction.accounts.models import User
 from instruction.accounts.services import approved_agents_query
+from instruction.db import rowcount
 from instruction.documents import services as documents
 from instruction.dossiers.access import can_see
 from instruction.dossiers.models import AuditEvent, Document, Dossier, DossierMessage
@@ -200,14 +201,14 @@ def _group_for(dossier: Dossier, user: User, entry: dict, now: datetime) -> None
             due = now + GROUP_WINDOW
     else:
         due = now
-    outbox = notifications.queue(
+    queued = notifications.queue(
         STAFF_GROUPED_KIND, key=f"messages:dossier:{dossier.id}:user:{user.id}:message:{entry['id']}",
         dossier=dossier, recipients=[user],
         context={"reference": dossier.reference, "title": dossier.title, "messages": [entry]}, now=now)
-    if outbox is not None and due > now:
-        for delivery in outbox.deliveries:
+    if queued is not None and due > now:
+        for delivery in queued.deliveries:
             delivery.next_attempt_at = due
-        outbox.dispatched_at = None  # the periodic re-dispatch sends it once due
+        queued.dispatched_at = None  # the periodic re-dispatch sends it once due
 
 
 def mark_read(dossier: Dossier, reader: User, *, now: datetime) -> int:
@@ -221,7 +222,7 @@ def mark_read(dossier: Dossier, reader: User, *, now: datetime) -> int:
                DossierMessage.from_staff.is_(not reader.is_staff))
         .values(read_at=now, read_by_id=reader.id)
         .execution_options(synchronize_session=False))
-    return result.rowcount
+    return rowcount(result)
 
 
 def unread_for_applicant(dossier_ids: list[int]) -> dict[int, int]:
@@ -350,7 +351,7 @@ def remove_label(dossier: Dossier, label: Label, actor: User, *, now: datetime) 
     _require_staff(actor, ASSIGNABLE_ROLES)
     result = db.session.execute(delete(DossierLabel).where(
         DossierLabel.dossier_id == dossier.id, DossierLabel.label_id == label.id))
-    if not result.rowcount:
+    if not rowcount(result):
         return False
     _audit(dossier, actor, "label_removed", now, label.name)
     return True
@@ -406,7 +407,7 @@ def unfollow(dossier: Dossier, user: User) -> bool:
     _require_staff(user)
     result = db.session.execute(delete(DossierFollower).where(
         DossierFollower.dossier_id == dossier.id, DossierFollower.user_id == user.id))
-    return bool(result.rowcount)
+    return bool(rowcount(result))
 
 
 def is_following(dossier_id: int, user_id: int) -> bool:
@@ -433,7 +434,7 @@ def mark_seen(dossier: Dossier, user: User, *, now: datetime) -> None:
     result = db.session.execute(
         update(DossierView).where(DossierView.user_id == user.id, DossierView.dossier_id == dossier.id)
         .values(seen_at=now).execution_options(synchronize_session=False))
-    if result.rowcount:
+    if rowcount(result):
         return
     try:
         with db.session.begin_nested():

@@ -37,6 +37,7 @@ def add_sivos_command(siren: str, name: str, communes: tuple[str, ...], epci_sir
     except services.TerritoryError as error:
         raise click.ClickException(str(error)) from error
     db.session.commit()
+    assert sivos.epci is not None  # CHECK sivos_has_epci
     click.echo(f"SIVOS créé : {sivos.name} ({sivos.siren}), rattaché à {sivos.epci.name}.")
 
 

@@ -77,7 +77,9 @@ class Collectivite(Base):
     @property
     def code(self) -> str:
         """The identifier a person types: INSEE code for a commune, SIREN otherwise."""
-        return self.insee if self.kind == "commune" else self.siren
+        code = self.insee if self.kind == "commune" else self.siren
+        assert code is not None  # CHECK commune_has_insee, group_has_siren
+        return code
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.code} {self.name}>"

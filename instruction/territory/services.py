@@ -118,11 +118,11 @@ def apply_territory(data: dict) -> ImportReport:
 
     communes = {c.insee: c for c in db.session.scalars(select(Commune))}
     for row in data["communes"]:
-        epci = epcis.get(row["epci"]) if row["epci"] else None
+        member_of = epcis.get(row["epci"]) if row["epci"] else None
         _upsert(communes, row["code"], lambda insee=row["code"]: Commune(insee=insee), {
             "name": row["name"], "siren": row["siren"], "departement_code": row["departement"],
             "population": row["population"], "population_source": commune_source[0],
-            "population_year": commune_source[1], "epci_id": epci.id if epci else None,
+            "population_year": commune_source[1], "epci_id": member_of.id if member_of else None,
         }, report, "commune")
     db.session.flush()
 
