@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from instruction.config import load_config
+from instruction.config import load_config, resource_root
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,20 +25,22 @@ def register_blueprints(app: Flask) -> None:
     from instruction.teamwork.views import bp as teamwork_bp
     from instruction.teamwork.views import labels_bp
     from instruction.teamwork.views import portal_bp as portal_thread_bp
+    from instruction.web.health import bp as health_bp
     from instruction.web.views import bp as main_bp
 
     for blueprint in (auth_bp, account_bp, main_bp, portal_bp, backoffice_bp, documents_bp, notifications_bp,
-                      admin_bp, acts_bp, commission_bp, teamwork_bp, portal_thread_bp, labels_bp):
+                      admin_bp, acts_bp, commission_bp, teamwork_bp, portal_thread_bp, labels_bp, health_bp):
         app.register_blueprint(blueprint)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Application factory: configuration from the environment, overridable by ``test_config``."""
+    root = resource_root()  # templates, static files, migrations (INSTRUCTION_HOME for a wheel)
     app = Flask(
         __name__,
-        instance_path=os.environ.get("INSTANCE_PATH") or str(PROJECT_ROOT / "instance"),
-        template_folder=str(PROJECT_ROOT / "templates"),
-        static_folder=str(PROJECT_ROOT / "static"),
+        instance_path=os.environ.get("INSTANCE_PATH") or str(root / "instance"),
+        template_folder=str(root / "templates"),
+        static_folder=str(root / "static"),
     )
     app.config.from_mapping(load_config(Path(app.instance_path), test_config or {}))
     if proxies := app.config["PROXY_COUNT"]:

@@ -2,13 +2,69 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from instruction.rules.parameters import PARIS
+
+
+def resource_root() -> Path:
+    """Where ``templates/``, ``static/`` and ``migrations/`` are: ``INSTRUCTION_HOME``, else beside the
+    package (a source checkout or an editable install). An installed wheel (the Docker image) has
+    the code in site-packages and these folders in ``INSTRUCTION_HOME`` (/app)."""
+    if home := os.environ.get("INSTRUCTION_HOME"):
+        return Path(home)
+    return Path(__file__).resolve().parent.parent
+
+
+def is_production() -> bool:
+    """``INSTRUCTION_ENV=production`` (docker-compose.yml sets it): the strict checks of a real
+    deployment, e.g. no SECRET_KEY generated on the fly and no weak one."""
+    return os.environ.get("INSTRUCTION_ENV", "").strip().lower() == "production"
+
+
+class WeakSecretKey(RuntimeError):
+    """Raised at start-up in production when SECRET_KEY is missing or guessable."""
+
+
+# Placeholders found in examples and tutorials: a key containing one of them was typed, not drawn.
+# (Words of six letters or more: a drawn key does not contain one by chance; "dev" alone is too short.)
+KNOWN_PLACEHOLDERS = ("change", "secret", "example", "password", "default", "replace")
+SECRET_KEY_MIN_LENGTH = 32
+SECRET_KEY_MIN_BITS = 128
+GENERATE_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def secret_key_weakness(key: str | None) -> str | None:
+    """Why ``key`` is not fit for production, in French for the operator; None when it is fit.
+
+    Entropy is estimated from the key's own character frequencies (Shannon), times its length: a
+    drawn key of 32 URL-safe characters has about 150 bits, "aaaa…" or "abab…" a few."""
+    if not key:
+        return "SECRET_KEY n'est pas définie"
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        return f"SECRET_KEY est trop courte ({len(key)} caractères, {SECRET_KEY_MIN_LENGTH} au moins)"
+    lowered = key.lower()
+    if any(word in lowered for word in KNOWN_PLACEHOLDERS):
+        return "SECRET_KEY ressemble à une valeur d'exemple (« change-me », « secret », « dev »…)"
+    counts = Counter(key)
+    bits = sum(n * math.log2(len(key) / n) for n in counts.values())
+    if bits < SECRET_KEY_MIN_BITS:
+        return f"SECRET_KEY a trop peu d'entropie (environ {bits:.0f} bits, {SECRET_KEY_MIN_BITS} au moins)"
+    return None
+
+
+def check_production_secret(key: str | None) -> None:
+    if reason := secret_key_weakness(key):
+        raise WeakSecretKey(
+            f"Démarrage refusé (INSTRUCTION_ENV=production) : {reason}. Tirez une clé au hasard, "
+            f"par exemple avec `{GENERATE_HINT}`, et donnez-la dans la variable SECRET_KEY "
+            "(fichier .env, voir docs/deploy.md).")
 
 
 def _secret_key(instance: Path) -> str:
@@ -51,6 +107,9 @@ def _service_identity() -> dict[str, str]:
 
 def load_config(instance: Path, overrides: dict) -> dict:
     instance.mkdir(parents=True, exist_ok=True)
+    production = is_production()
+    if production:  # never a key generated on the fly: each web process would draw its own
+        check_production_secret(overrides.get("SECRET_KEY") or os.environ.get("SECRET_KEY"))
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'instruction.db'}"
     config: dict[str, Any] = {
         "SECRET_KEY": overrides.get("SECRET_KEY") or _secret_key(instance),
@@ -97,6 +156,10 @@ def load_config(instance: Path, overrides: dict) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "TIMEZONE": PARIS.key,
         "SERVICE_IDENTITY": _service_identity(),
+        "PRODUCTION": production,
+        # Log lines as JSON objects (one a line, with the request id): the default in production.
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT") or ("json" if production else "text"),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO").upper(),
     }
     config.update(overrides)
     config.setdefault("REMEMBER_COOKIE_SECURE", config["SESSION_COOKIE_SECURE"])

@@ -25,7 +25,9 @@ def init_extensions(app: Flask) -> None:
     db.init_app(app)
     app.teardown_appcontext_funcs.remove(db._teardown_session)
     app.teardown_appcontext(_end_session)
-    migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"), render_as_batch=True,
+    from instruction.config import resource_root
+
+    migrate.init_app(app, db, directory=str(resource_root() / "migrations"), render_as_batch=True,
                      compare_type=True)
     csrf.init_app(app)
     bootstrap.init_app(app)

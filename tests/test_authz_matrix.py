@@ -93,6 +93,8 @@ EXPECTED: dict[str, Row] = {
     "GET static":                       Row(200,      200,        200,        200,       200,    200),
     "GET bootstrap.static":             Row(*_everyone(200), args={"filename": "bootstrap_file"}),
     "GET main.home":                    Row(LOGIN,    200,        200,        200,       200,    200),
+    # Health check for the containers: no login; 200 while the database answers (embedded broker).
+    "GET health.status":                Row(*_everyone(200)),
 
     # --- accounts
     "GET auth.login":                   PUBLIC_PAGE,

@@ -64,6 +64,9 @@ def refuse_nul_characters() -> None:
 
 
 def register_web(app: Flask) -> None:
+    from instruction.web.request_log import register_request_log
+
+    register_request_log(app)  # first: the request id is set before any other hook can fail
     app.after_request(security_headers)
     app.before_request(refuse_nul_characters)
     app.url_map.converters["int"] = DatabaseIdConverter

@@ -1,0 +1,1 @@
+"""Instructor and finance back-office: queue, dossier page, envelopes, payments."""

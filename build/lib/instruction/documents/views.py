@@ -1,0 +1,74 @@
+"""Serving stored documents: only to the dossier's collectivité and to staff (404 otherwise).
+
+Downloads are always ``attachment``; the preview is ``inline`` with the sniffed content type
+(PDF, JPEG or PNG only). Every answer forbids sniffing and runs under a restrictive CSP.
+"""
+
+from flask import Blueprint, Flask, abort, send_file
+from flask_login import current_user, login_required
+
+from instruction.documents.services import ALLOWED, content_disposition, path_for
+from instruction.dossiers.models import Document
+from instruction.errors import StorageUnavailable
+from instruction.extensions import db
+from instruction.web.access import get_dossier_for
+
+bp = Blueprint("documents", __name__, url_prefix="/documents")
+
+DOWNLOAD_CSP = "default-src 'none'; sandbox; frame-ancestors 'none'"
+# Chromium's PDF viewer refuses to run in a sandboxed document: the preview is not sandboxed, but
+# it may load nothing and run no script of its own.
+PREVIEW_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+
+
+@bp.record_once
+def _request_size_limit(state) -> None:
+    """Bodies a bit larger than one file of MAX_UPLOAD_BYTES are cut at the door with a French 413."""
+    app: Flask = state.app
+    if app.config.get("MAX_CONTENT_LENGTH") is None:
+        app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_BYTES"] + 1024 * 1024
+
+
+def _document(document_id: int) -> Document:
+    document = db.session.get(Document, document_id)
+    if document is None:
+        abort(404)
+    get_dossier_for(current_user, document.dossier_id)  # 404 if not visible
+    if document.purged_at is not None:
+        abort(404, "Cette pièce a été supprimée à l'issue de sa durée de conservation (dossier clos).")
+    return document
+
+
+def _serve(document: Document, disposition: str):
+    try:
+        path = path_for(document.storage_key)
+    except ValueError:
+        abort(404)
+    if not path.is_file():
+        if not path.parent.is_dir():  # the store itself is gone (unmounted): not the file's fault
+            raise StorageUnavailable(f"upload folder {path.parent} is not reachable")
+        abort(404)
+    response = send_file(path, mimetype=document.content_type, conditional=True, max_age=0,
+                         etag=document.sha256)
+    response.headers["Content-Disposition"] = content_disposition(disposition, document.original_name)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = DOWNLOAD_CSP if disposition == "attachment" else PREVIEW_CSP
+    response.headers["Cache-Control"] = "private, no-cache"
+    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.route("/<int:document_id>/telecharger")
+@login_required
+def download(document_id: int):
+    return _serve(_document(document_id), "attachment")
+
+
+@bp.route("/<int:document_id>/apercu")
+@login_required
+def preview(document_id: int):
+    document = _document(document_id)
+    if document.content_type not in ALLOWED:
+        return _serve(document, "attachment")
+    return _serve(document, "inline")

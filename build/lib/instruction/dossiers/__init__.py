@@ -1,0 +1,1 @@
+"""Dossiers: an application for one aid, its expense lines, documents and audit trail."""

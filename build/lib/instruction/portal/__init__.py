@@ -1,0 +1,1 @@
+"""Applicant portal: dossiers, expense lines, invoices, submission."""

@@ -1,0 +1,65 @@
+"""Thin tasks: they take ids (never objects), run in an application context (``FlaskTask``) and
+call the services of ``instruction.notifications``. Every one is idempotent."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from sqlalchemy.exc import OperationalError
+
+from instruction import clock
+from instruction.notifications import delivery, jobs
+
+
+@shared_task(name="worker.deliver_message", bind=True, soft_time_limit=60, time_limit=90,
+             autoretry_for=(OperationalError,), retry_kwargs={"max_retries": 5}, retry_backoff=True,
+             retry_backoff_max=600, max_retries=None)
+def deliver_message(self, message_id: int) -> None:
+    """Send the due deliveries of one outbox message; retry when the SMTP relay failed."""
+    outcome = delivery.deliver_message(message_id, now=clock.now())
+    if outcome.retry_at is not None:
+        countdown = max((outcome.retry_at - clock.now()).total_seconds(), 0.1)
+        # The database counts attempts and gives up; the re-dispatch covers a lost retry.
+        raise self.retry(countdown=countdown)
+
+
+@shared_task(name="worker.dispatch_pending")
+def dispatch_pending() -> str:
+    return jobs.run_job("dispatch", now=clock.now())
+
+
+@shared_task(name="worker.expire_drafts")
+def expire_drafts() -> str:
+    return jobs.run_job("deadline", now=clock.now())
+
+
+@shared_task(name="worker.send_reminders")
+def send_reminders() -> str:
+    return jobs.run_job("reminders", now=clock.now())
+
+
+@shared_task(name="worker.send_digests")
+def send_digests() -> str:
+    return jobs.run_job("digest", now=clock.now())
+
+
+@shared_task(name="worker.render_acts")
+def render_acts() -> str:
+    return jobs.run_job("acts")
+
+
+@shared_task(name="worker.purge_documents")
+def purge_documents() -> str:
+    from instruction import clock
+
+    return jobs.run_job("purge_documents", now=clock.now())
+
+
+@shared_task(name="worker.verify_audit_chain")
+def verify_audit_chain() -> str:
+    """Verify the audit chain and store the result that the admin home shows."""
+    from instruction.audit.services import verify_and_record
+    from instruction.extensions import db
+
+    result = verify_and_record(clock.now())
+    db.session.commit()
+    return result.message
