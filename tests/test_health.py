@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 
@@ -90,3 +91,15 @@ def test_the_container_probe_reads_the_endpoint_over_http(app, tmp_path, redis_u
 
 def test_the_probe_fails_when_nothing_listens():
     assert "Connection refused" in probe_web(f"http://127.0.0.1:{closed_port()}/sante", timeout=2)
+
+
+def test_the_beat_probe_reads_the_age_of_the_schedule_file(tmp_path):
+    from instruction.probe import probe_beat
+
+    schedule = tmp_path / "celerybeat-schedule"
+    assert "no schedule file yet" in probe_beat(str(schedule), 600, now=1_000_000.0)
+    (tmp_path / "celerybeat-schedule.db").write_bytes(b"")  # the suffix shelve may add
+    os.utime(tmp_path / "celerybeat-schedule.db", (999_500.0, 999_500.0))
+    assert probe_beat(str(schedule), 600, now=1_000_000.0) is None  # 500 s old
+    assert probe_beat(str(schedule), 600, now=1_000_100.0) is None  # 600 s: still fine
+    assert "not written for 601 s" in probe_beat(str(schedule), 600, now=1_000_101.0)
