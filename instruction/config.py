@@ -133,6 +133,9 @@ def load_config(instance: Path, overrides: dict) -> dict:
         "NOTIFICATION_MAX_ATTEMPTS": int(os.environ.get("NOTIFICATION_MAX_ATTEMPTS", 8)),
         "NOTIFICATION_RETRY_DELAY": float(os.environ.get("NOTIFICATION_RETRY_DELAY", 60)),
         "NOTIFICATION_REDISPATCH_AFTER": int(os.environ.get("NOTIFICATION_REDISPATCH_AFTER", 3600)),
+        # Redis gives a task taken by a worker that died (never acknowledged) to another worker after
+        # this many seconds: above the longest a live worker holds one (docs/worker.md).
+        "BROKER_VISIBILITY_TIMEOUT": int(os.environ.get("BROKER_VISIBILITY_TIMEOUT", 240)),
         "REMINDER_DAYS": tuple(int(d) for d in os.environ.get("REMINDER_DAYS", "30,7,1").split(",")
                                if d.strip()),
         "DOCUMENTS_REMINDER_DAYS": int(os.environ.get("DOCUMENTS_REMINDER_DAYS", 15)),

@@ -155,13 +155,17 @@ def test_celery_configuration(database_url, tmp_path, monkeypatch):
     assert celery_init_app(app) is celery and app.extensions["celery"] is celery
     assert conf.broker_url == REDIS_URL
     assert (conf.task_serializer, conf.accept_content, conf.task_ignore_result) == ("json", ["json"], True)
-    assert conf.task_acks_late and conf.task_time_limit and conf.task_soft_time_limit
+    # The periodic jobs are acknowledged when received, the delivery task when done (below).
+    assert not conf.task_acks_late and conf.task_time_limit and conf.task_soft_time_limit
     assert conf.timezone == "Europe/Paris"
     assert conf.task_annotations[DELIVER_TASK] == {"rate_limit": "42/m"}
     import worker.tasks  # noqa: F401  (what the worker imports: ``include``)
 
     assert celery.tasks[DELIVER_TASK].rate_limit == "42/m"  # the relay is throttled
     assert celery.tasks[DELIVER_TASK].acks_late and celery.tasks[DELIVER_TASK].time_limit == 90
+    assert celery.tasks[DELIVER_TASK].reject_on_worker_lost
+    assert not celery.tasks["worker.send_digests"].acks_late
+    assert conf.broker_transport_options["visibility_timeout"] == 240
     schedule = conf.beat_schedule
     assert {entry["task"] for entry in schedule.values()} == {
         "worker.dispatch_pending", "worker.expire_drafts", "worker.send_reminders", "worker.send_digests",

@@ -24,7 +24,11 @@ def celery_config(app: Flask) -> dict:
         "result_serializer": "json",
         "accept_content": ["json"],
         "task_ignore_result": True,
-        "task_acks_late": True,
+        # The periodic jobs are acknowledged when received (a job lost in a crash runs again at its
+        # next tick; a long job is never handed to a second worker while it runs); the delivery
+        # task is acknowledged when done, and given back to the broker if its process dies
+        # (``acks_late``, ``reject_on_worker_lost``: worker/tasks.py).
+        "task_acks_late": False,
         "worker_prefetch_multiplier": 1,
         # Defaults for every task; the delivery task has shorter ones.
         "task_soft_time_limit": 600,
@@ -44,8 +48,13 @@ def celery_config(app: Flask) -> dict:
         conf["broker_url"] = config["REDIS_URL"]
         conf["broker_transport_options"] = {
             "socket_connect_timeout": 3,
-            # Above the longest retry countdown, so a waiting retry is not delivered twice.
-            "visibility_timeout": 2 * 3600,
+            # A delivery task taken by a worker that died goes to another worker this long after it
+            # was taken: above the longest a live worker holds one unacknowledged (a retry's
+            # countdown, at most ``delivery.TASK_RETRY_MAX``, then the 90-second time limit).
+            "visibility_timeout": config["BROKER_VISIBILITY_TIMEOUT"],
+            # Look for such tasks every 10 seconds (kombu's default: every 100).
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
         }
     else:
         path = Path(app.instance_path) / "celery-broker.sqlite"

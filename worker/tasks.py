@@ -11,13 +11,20 @@ from instruction.notifications import delivery, jobs
 
 
 @shared_task(name="worker.deliver_message", bind=True, soft_time_limit=60, time_limit=90,
+             acks_late=True, reject_on_worker_lost=True,
              autoretry_for=(OperationalError,), retry_kwargs={"max_retries": 5}, retry_backoff=True,
-             retry_backoff_max=600, max_retries=None)
+             retry_backoff_max=60, max_retries=None)
 def deliver_message(self, message_id: int) -> None:
-    """Send the due deliveries of one outbox message; retry when the SMTP relay failed."""
+    """Send the due deliveries of one outbox message; retry when the SMTP relay failed: by the
+    task itself when the retry comes within ``delivery.TASK_RETRY_MAX``, else by the periodic
+    re-dispatch when it is due (no task waits long unacknowledged in a worker).
+
+    ``reject_on_worker_lost``: a task whose process died goes back to the queue. It cannot loop
+    for ever: each run claims (and counts an attempt of) the delivery it was sending, which is
+    ``failed`` after NOTIFICATION_MAX_ATTEMPTS."""
     outcome = delivery.deliver_message(message_id, now=clock.now())
-    if outcome.retry_at is not None:
-        countdown = max((outcome.retry_at - clock.now()).total_seconds(), 0.1)
+    if outcome.task_retry_at is not None:
+        countdown = max((outcome.task_retry_at - clock.now()).total_seconds(), 0.1)
         # The database counts attempts and gives up; the re-dispatch covers a lost retry.
         raise self.retry(countdown=countdown)
 

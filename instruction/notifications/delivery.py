@@ -33,7 +33,11 @@ log = logging.getLogger(__name__)
 # Longer than the delivery task's hard time limit (90 s, worker/tasks.py): a delivery claimed by a
 # worker that died is taken again by the re-dispatch at most a lease and a beat tick later.
 CLAIM_LEASE = timedelta(minutes=2)
-MAX_BACKOFF = timedelta(hours=1)  # below the broker's visibility timeout (worker/celery_app.py)
+MAX_BACKOFF = timedelta(hours=1)
+# A retry due within this is the task's own (a countdown, the task held unacknowledged by a worker
+# meanwhile); a later one is queued by the periodic re-dispatch when due. The broker's visibility
+# timeout (BROKER_VISIBILITY_TIMEOUT) must exceed it plus the task's time limit.
+TASK_RETRY_MAX = timedelta(seconds=60)
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Outcome:
     sent: int = 0
     failed: int = 0  # given up for good
     retry_at: datetime | None = None  # earliest retry of a delivery that failed this time
+    task_retry_at: datetime | None = None  # the same, when the task retries itself (soon enough)
 
 
 def abandoned(now: datetime):
@@ -163,8 +168,13 @@ def deliver_message(message_id: int, *, now: datetime) -> Outcome:
     finally:
         relay.close()
     if outcome.retry_at is not None:
-        # The caller queues a retry for then; the re-dispatch leaves the row alone until it is stale.
-        db.session.get(OutboxMessage, message_id).dispatched_at = outcome.retry_at
+        message = db.session.get(OutboxMessage, message_id)
+        if outcome.retry_at - now <= TASK_RETRY_MAX:
+            # The caller queues a retry for then; the re-dispatch leaves the row alone until it is stale.
+            outcome.task_retry_at = message.dispatched_at = outcome.retry_at
+        else:
+            # Not dispatched: the re-dispatch queues it once the retry is due (``due``), not before.
+            message.dispatched_at = None
         db.session.commit()
     return outcome
 

@@ -208,7 +208,11 @@ def _group_for(dossier: Dossier, user: User, entry: dict, now: datetime) -> None
     if queued is not None and due > now:
         for delivery in queued.deliveries:
             delivery.next_attempt_at = due
-        queued.dispatched_at = None  # the periodic re-dispatch sends it once due
+        # The periodic re-dispatch sends it once due. Written once the row exists: None given to a
+        # new row would be replaced by the column's default (now), and the e-mail would wait for
+        # NOTIFICATION_REDISPATCH_AFTER instead.
+        db.session.flush()
+        queued.dispatched_at = None
 
 
 def mark_read(dossier: Dossier, reader: User, *, now: datetime) -> int:
