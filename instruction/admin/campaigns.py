@@ -157,6 +157,7 @@ PARAMETER_LABELS = {
     "packs": "Forfaits",
     "licence_max_months": "Durée de licence prise en compte",
     "minimum_project_cost": "Coût minimal du projet",
+    "programme_amount": "Enveloppe du programme",
 }
 KIND_WORDS = {"commune": "communes", "epci": "EPCI", "sivos": "SIVOS"}
 BASIS_WORDS = {"applicant": "celle du demandeur", "epci": "celle de l'EPCI"}
@@ -171,7 +172,7 @@ def describe_value(name: str, value) -> str:
         return f"{format_integer(value)} habitants"
     if name == "eligible_categories":
         return ", ".join(CATEGORY_LABELS.get(c, c).lower() for c in value)
-    if name in ("cap_amount", "minimum_project_cost"):
+    if name in ("cap_amount", "minimum_project_cost", "programme_amount"):
         return f"{format_euros(Decimal(value))} HT"
     if name == "rate":
         return f"{format_percent(Decimal(value))} des dépenses éligibles HT"

@@ -124,6 +124,7 @@ class AidRules:
     packs: tuple[Pack, ...] = ()
     licence_max_months: int | None = None
     minimum_project_cost: Decimal | None = None
+    programme_amount: Decimal | None = None  # the programme's envelope for the aid (all territories)
 
     def pack(self, number: int | None) -> Pack | None:
         return next((p for p in self.packs if p.number == number), None)
@@ -347,6 +348,7 @@ _RULES = {
     "packs": (False, lambda r, p, v: r.packs(p, v)),
     "licence_max_months": (False, lambda r, p, v: r.integer(p, v)),
     "minimum_project_cost": (False, lambda r, p, v: r.amount(p, v)),
+    "programme_amount": (False, lambda r, p, v: r.amount(p, v)),
 }
 
 
