@@ -17,6 +17,7 @@ def register_blueprints(app: Flask) -> None:
     from instruction.accounts.views import bp as auth_bp
     from instruction.acts.views import bp as acts_bp
     from instruction.admin.views import bp as admin_bp
+    from instruction.backoffice.dashboard_views import bp as dashboard_bp
     from instruction.backoffice.views import bp as backoffice_bp
     from instruction.commission.views import bp as commission_bp
     from instruction.documents.views import bp as documents_bp
@@ -29,7 +30,8 @@ def register_blueprints(app: Flask) -> None:
     from instruction.web.views import bp as main_bp
 
     for blueprint in (auth_bp, account_bp, main_bp, portal_bp, backoffice_bp, documents_bp, notifications_bp,
-                      admin_bp, acts_bp, commission_bp, teamwork_bp, portal_thread_bp, labels_bp, health_bp):
+                      admin_bp, acts_bp, commission_bp, teamwork_bp, portal_thread_bp, labels_bp, health_bp,
+                      dashboard_bp):
         app.register_blueprint(blueprint)
 
 

@@ -180,6 +180,7 @@ EXPECTED: dict[str, Row] = {
     "GET backoffice.export_csv":        Row(LOGIN,    404,        404,        200,       200,    200),
     "GET backoffice.export_xlsx":       Row(LOGIN,    404,        404,        200,       200,    200),
     "GET backoffice.epci_statement_xlsx": Row(LOGIN,  404,        404,        200,       200,    200),
+    "GET dashboard.index":              Row(LOGIN,    404,        404,        200,       200,    200),
 
     # --- legal acts (acknowledgments, decision letters)
     "GET acts.download":                Row(LOGIN,    200,        404,        200,       200,    200),

@@ -21,7 +21,7 @@ from sqlalchemy.orm import aliased, contains_eager, defer
 from sqlalchemy.sql.util import find_tables
 
 from instruction.accounts.models import User
-from instruction.campaigns.models import Aid
+from instruction.campaigns.models import Aid, Campaign
 from instruction.dossiers.models import STATE_LABELS, STATES, Dossier
 from instruction.dossiers.workflow import (
     ASSIGNABLE_ROLES,
@@ -117,11 +117,22 @@ class FilterOptions:
     epcis: list[tuple[int, str, str]]  # (id, SIREN, name)
     instructors: list[tuple[int, str]]  # (id, full name)
     labels: list[tuple[int, str, str]] = field(default_factory=list)  # (id, name, colour)
+    campaigns: list[tuple[int, str, str]] = field(default_factory=list)  # (id, code, title), latest first
 
     @classmethod
     def load(cls) -> FilterOptions:
-        aids = dict(db.session.execute(
-            select(Aid.number, func.min(Aid.title)).group_by(Aid.number).order_by(Aid.number)).all())
+        # The campaigns and their aids in one query (a few rows); an aid is titled as in the
+        # latest campaign.
+        campaigns: dict[int, tuple[int, str, str]] = {}
+        titles: dict[int, str] = {}
+        for campaign_id, code, campaign_title, number, title in db.session.execute(
+                select(Campaign.id, Campaign.code, Campaign.title, Aid.number, Aid.title)
+                .outerjoin(Aid, Aid.campaign_id == Campaign.id)
+                .order_by(Campaign.deadline_at.desc(), Campaign.id.desc())):
+            campaigns.setdefault(campaign_id, (campaign_id, code, campaign_title))
+            if number is not None:
+                titles.setdefault(number, title)
+        aids = dict(sorted(titles.items()))
         departements = db.session.execute(
             select(Departement.code, Departement.name).order_by(Departement.code)).all()
         epcis = db.session.execute(select(Epci.id, Epci.siren, Epci.name).order_by(Epci.name)).all()
@@ -132,10 +143,13 @@ class FilterOptions:
         labels = db.session.execute(select(Label.id, Label.name, Label.colour).order_by(Label.name)).all()
         return cls(aids=aids, departements=[tuple(r) for r in departements],
                    epcis=[tuple(r) for r in epcis], instructors=[tuple(r) for r in instructors],
-                   labels=[tuple(r) for r in labels])
+                   labels=[tuple(r) for r in labels], campaigns=list(campaigns.values()))
 
     def epci_id(self, siren: str) -> int | None:
         return next((id_ for id_, code, _ in self.epcis if code == siren), None)
+
+    def campaign_id(self, code: str) -> int | None:
+        return next((id_ for id_, c, _ in self.campaigns if c == code), None)
 
 
 # --- the filters ---------------------------------------------------------------------------------
@@ -149,6 +163,8 @@ class QueueFilters:
     role: str
     user_id: int
     state: str | None = None
+    campaign: str | None = None  # code
+    campaign_id: int | None = None
     aid: int | None = None
     departement: str | None = None
     epci: str | None = None  # SIREN
@@ -173,6 +189,7 @@ class QueueFilters:
         args = {
             "onglet": f.tab,
             "etat": f.state,
+            "campagne": f.campaign,
             "aide": f.aid,
             "departement": f.departement,
             "epci": f.epci,
@@ -194,7 +211,7 @@ class QueueFilters:
     def active_count(self) -> int:
         """How many filters narrow the list (the tab aside)."""
         return sum(v is not None and v != "" for v in (
-            self.state, self.aid, self.departement, self.epci, self.kind, self.instructor,
+            self.state, self.campaign, self.aid, self.departement, self.epci, self.kind, self.instructor,
             self.submitted_from, self.submitted_to, self.implicit_by, self.q, self.label)) + self.changed
 
 
@@ -237,6 +254,8 @@ def parse_filters(args: Mapping[str, str], options: FilterOptions, *, role: str,
     tabs = {t.key for t in tabs_for(role)}
     tab = choice("onglet", tabs, "Onglet « {} » inconnu : onglet par défaut affiché.") or default_tab(role)
     state = choice("etat", VISIBLE_STATES, "État « {} » inconnu : filtre ignoré.")
+    campaign = choice("campagne", {code for _, code, _ in options.campaigns},
+                      "Campagne « {} » inconnue : filtre ignoré.")
     aid = choice("aide", {str(n) for n in options.aids}, "Aide « {} » inconnue : filtre ignoré.")
     departement = choice("departement", {code for code, _ in options.departements},
                          "Département « {} » inconnu : filtre ignoré.")
@@ -277,7 +296,8 @@ def parse_filters(args: Mapping[str, str], options: FilterOptions, *, role: str,
             warnings.append(f"Numéro de page « {_shown(page_text)} » invalide : première page affichée.")
 
     return QueueFilters(
-        tab=tab, role=role, user_id=user_id, state=state, aid=int(aid) if aid else None,
+        tab=tab, role=role, user_id=user_id, state=state, campaign=campaign,
+        campaign_id=options.campaign_id(campaign) if campaign else None, aid=int(aid) if aid else None,
         departement=departement, epci=epci, epci_id=options.epci_id(epci) if epci else None,
         kind=kind, instructor=instructor, submitted_from=dates["depose_du"],
         submitted_to=dates["depose_au"], implicit_by=dates["rejet_au"], q=q, sort=sort,
@@ -328,6 +348,8 @@ def filter_conditions(f: QueueFilters) -> list:
     conditions = [Dossier.state.in_(VISIBLE_STATES)]
     if f.state:
         conditions.append(Dossier.state == f.state)
+    if f.campaign_id:
+        conditions.append(Dossier.campaign_id == f.campaign_id)
     if f.aid:
         conditions.append(Dossier.aid_number == f.aid)
     if f.departement:

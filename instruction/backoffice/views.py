@@ -205,7 +205,7 @@ def _nav_args() -> dict[str, str]:
     return {k: v for k, v in request.args.items() if k in _QUEUE_PARAMS}
 
 
-_QUEUE_PARAMS = ("onglet", "etat", "aide", "departement", "epci", "type", "instructeur", "depose_du",
+_QUEUE_PARAMS = ("onglet", "etat", "campagne", "aide", "departement", "epci", "type", "instructeur", "depose_du",
                  "depose_au", "q", "tri", "ordre", "page", "etiquette", "modifies")
 
 
