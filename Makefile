@@ -6,7 +6,7 @@ INSTRUCTION := $(BIN)/instruction
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run setup install test test-faults test-fast lint browser-deps pdf-deps faketime-deps services clean-db
+.PHONY: run setup install test test-faults test-fast lint browser-deps pdf-deps faketime-deps caddy-deps services clean-db
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,11 +62,18 @@ faketime-deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null) \
 	  || { echo "ERROR: could not install faketime (apt-get install faketime)"; exit 1; }; }
 
+## caddy-deps: Debian's caddy, to validate deploy/Caddyfile (the stack's reverse proxy) in the tests.
+caddy-deps:
+	@command -v caddy >/dev/null 2>&1 || { \
+	  echo "Installing Debian's caddy to validate deploy/Caddyfile..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy >/dev/null) \
+	  || { echo "ERROR: could not install caddy (apt-get install caddy)"; exit 1; }; }
+
 services:
 	@scripts/ensure_services.sh
 
 ## test: the whole suite on real PostgreSQL, Redis, SMTP sink and headless Chromium.
-test: install services browser-deps faketime-deps
+test: install services browser-deps faketime-deps caddy-deps
 	$(BIN)/mypy instruction
 	$(BIN)/pytest -q
 

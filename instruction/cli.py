@@ -19,6 +19,7 @@ def main() -> None:
 
 
 def register_commands(app: Flask) -> None:
+    from instruction.accounts.cli import accounts_cli
     from instruction.audit.cli import audit_cli
     from instruction.campaigns.cli import campaigns_cli
     from instruction.demo import demo_cli
@@ -27,6 +28,7 @@ def register_commands(app: Flask) -> None:
     from instruction.territory.cli import territory_cli
 
     app.cli.add_command(territory_cli)
+    app.cli.add_command(accounts_cli)
     app.cli.add_command(audit_cli)
     app.cli.add_command(campaigns_cli)
     app.cli.add_command(demo_cli)

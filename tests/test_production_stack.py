@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -23,11 +26,37 @@ def test_gunicorn_is_not_published_and_the_proxy_is():
     assert published == {"proxy"}
 
 
-def test_one_trusted_proxy_exactly_where_there_is_one():
+def caddy(*args: str, tmp: Path, config: Path = ROOT / "deploy" / "Caddyfile"):
+    """Debian's caddy (`make caddy-deps`) on the Caddyfile, as the proxy container reads it."""
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "XDG_DATA_HOME": str(tmp / "data"),
+           "XDG_CONFIG_HOME": str(tmp / "config"), "SITE_ADDRESS": "aides.example"}
+    return subprocess.run(["caddy", *args, "--config", str(config), "--adapter", "caddyfile"], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_one_trusted_proxy_exactly_where_there_is_one(tmp_path):
     services = compose()["services"]
     assert services["web"]["environment"]["PROXY_COUNT"] == "1"
-    caddyfile = (ROOT / "deploy" / "Caddyfile").read_text()
-    assert "reverse_proxy web:8000" in caddyfile
+    adapted = caddy("adapt", tmp=tmp_path)
+    assert adapted.returncode == 0, adapted.stderr
+    [server] = json.loads(adapted.stdout)["apps"]["http"]["servers"].values()
+    [site] = server["routes"]
+    assert site["match"] == [{"host": ["aides.example"]}]
+    handlers = [h for route in site["handle"][0]["routes"] for h in route["handle"]]
+    [proxy] = [h for h in handlers if h["handler"] == "reverse_proxy"]
+    # Every web container of the service, in turn (scaling out: docs/deploy.md).
+    assert proxy["dynamic_upstreams"] == {"source": "a", "name": "web", "port": "8000",
+                                          "refresh": 10_000_000_000}
+    assert proxy["load_balancing"]["selection_policy"] == {"policy": "round_robin"}
+    assert proxy["headers"]["request"]["set"]["X-Request-Id"] == ["{http.request.uuid}"]
+
+
+def test_the_caddyfile_validates_and_a_broken_one_does_not(tmp_path):
+    done = caddy("validate", tmp=tmp_path)
+    assert done.returncode == 0, done.stderr
+    broken = tmp_path / "Caddyfile"
+    broken.write_text("aides.example {\n\treverse_proxy {\n\t\tdynamic nowhere web 8000\n\t}\n}\n")
+    assert caddy("validate", tmp=tmp_path, config=broken).returncode != 0
 
 
 def test_no_proxy_is_trusted_by_default(tmp_path, monkeypatch):
@@ -48,10 +77,7 @@ def test_a_forged_x_forwarded_for_is_ignored_by_default(client, session, fresh_l
 
 # --- the compose file validates ------------------------------------------------------------------
 
-import json  # noqa: E402
-import os  # noqa: E402
 import shlex  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tomllib  # noqa: E402
 

@@ -8,6 +8,7 @@ import secrets
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from instruction.rules.parameters import PARIS
 
@@ -52,7 +53,7 @@ def secret_key_weakness(key: str | None) -> str | None:
     if any(word in lowered for word in KNOWN_PLACEHOLDERS):
         return "SECRET_KEY ressemble à une valeur d'exemple (« change-me », « secret », « dev »…)"
     counts = Counter(key)
-    bits = -sum(n * math.log2(n / len(key)) for n in counts.values())
+    bits = sum(n * math.log2(len(key) / n) for n in counts.values())
     if bits < SECRET_KEY_MIN_BITS:
         return f"SECRET_KEY a trop peu d'entropie (environ {bits:.0f} bits, {SECRET_KEY_MIN_BITS} au moins)"
     return None
@@ -110,7 +111,7 @@ def load_config(instance: Path, overrides: dict) -> dict:
     if production:  # never a key generated on the fly: each web process would draw its own
         check_production_secret(overrides.get("SECRET_KEY") or os.environ.get("SECRET_KEY"))
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'instruction.db'}"
-    config = {
+    config: dict[str, Any] = {
         "SECRET_KEY": overrides.get("SECRET_KEY") or _secret_key(instance),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": os.environ.get("REDIS_URL", ""),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import os
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -37,7 +36,11 @@ def probe_beat(schedule: str = DEFAULT_SCHEDULE, max_age: float = DEFAULT_MAX_AG
     files = glob.glob(glob.escape(schedule) + "*")
     if not files:
         return f"{schedule}: no schedule file yet"
-    age = (time.time() if now is None else now) - max(os.path.getmtime(path) for path in files)
+    if now is None:
+        from instruction import clock
+
+        now = clock.now().timestamp()
+    age = now - max(os.path.getmtime(path) for path in files)
     return None if age <= max_age else f"{schedule}: not written for {age:.0f} s"
 
 

@@ -24,11 +24,7 @@ def database_answers() -> bool:
         return db.session.execute(text("SELECT 1")).scalar() == 1
     except Exception as error:  # noqa: BLE001 - any failure means "not healthy"
         current_app.logger.error("health: database unavailable: %s", error)
-        try:
-            db.session.rollback()
-        except Exception:  # noqa: BLE001 - the connection is what failed
-            pass
-        return False
+        return False  # the end of the request drops the session (extensions._end_session)
 
 
 def broker_answers() -> bool | None:

@@ -1,0 +1,36 @@
+"""``instruction accounts create-admin``: the first administrator of a new deployment (the others
+are invited from the administration pages). Two-factor authentication is enrolled at first login."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import with_appcontext
+
+from instruction import clock
+from instruction.accounts.services import AccountError, check_password, create_user
+from instruction.extensions import db
+
+
+@click.group("accounts", help="Comptes : création du premier administrateur.")
+def accounts_cli() -> None:
+    pass
+
+
+@accounts_cli.command("create-admin")
+@click.argument("email")
+@click.option("--name", "full_name", required=True, help="Prénom et nom de l'administrateur.")
+@click.password_option("--password", prompt="Mot de passe", confirmation_prompt="Confirmez le mot de passe",
+                       help="Demandé s'il n'est pas donné (ne le passez pas en argument en production).")
+@with_appcontext
+def create_admin_command(email: str, full_name: str, password: str) -> None:
+    """Create an administrator account, confirmed and approved."""
+    try:
+        check_password(password, email)
+        user = create_user(email=email, full_name=full_name, password=password, role="admin",
+                           now=clock.now())
+    except AccountError as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from error
+    db.session.commit()
+    click.echo(f"Administrateur créé : {user.email}. À sa première connexion, il active la double "
+               "authentification.")
