@@ -268,9 +268,17 @@ def test_the_image_holds_what_the_commands_need():
 def test_a_wheel_installs_and_serves_without_the_source_tree(tmp_path):
     """What the image does: the project built as a wheel and installed (not editable) runs from
     elsewhere, with templates, static files and migrations under INSTRUCTION_HOME."""
-    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    import shutil
+
+    wheels, site, source = tmp_path / "wheels", tmp_path / "site", tmp_path / "source"
+    # What the Dockerfile's build stage copies, in a fresh folder (setuptools leaves build/ behind).
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    for package in ("instruction", "worker"):
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
-                            str(wheels), str(ROOT)], capture_output=True, text=True, timeout=300)
+                            str(wheels), str(source)], capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr
     [wheel] = wheels.glob("instruction-*.whl")
     import zipfile

@@ -1,1 +1,0 @@
-"""Accounts: users, roles, authentication."""

@@ -1,1 +1,0 @@
-"""Administration pages of the Region (role ``admin`` only): for now, the accounts to approve."""

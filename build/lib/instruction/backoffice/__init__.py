@@ -1,1 +1,0 @@
-"""Instructor and finance back-office: queue, dossier page, envelopes, payments."""

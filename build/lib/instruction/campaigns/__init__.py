@@ -1,1 +1,0 @@
-"""Campaigns: a call for applications with its dates and the aids it offers."""

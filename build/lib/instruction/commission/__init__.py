@@ -1,1 +1,0 @@
-"""Grants voted in session by the commission permanente (when the campaign requires a vote)."""

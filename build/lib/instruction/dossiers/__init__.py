@@ -1,1 +1,0 @@
-"""Dossiers: an application for one aid, its expense lines, documents and audit trail."""

@@ -1,1 +1,0 @@
-"""Applicant portal: dossiers, expense lines, invoices, submission."""
