@@ -3,7 +3,8 @@
 ``live_stack`` starts, on free local ports and against a PostgreSQL database of its own (migrated,
 with the territory and the campaigns):
 
-- the web app under gunicorn (``tests.live_entry:web``: ``wsgi:app`` plus the shared clock), CSRF on;
+- the web app under gunicorn (``tests.live_entry:web``: ``wsgi:app`` plus the shared clock), CSRF on,
+  ``INSTRUCTION_ENV=production`` (a drawn SECRET_KEY, JSON logs);
 - a Celery worker process on Redis (DB ``REDIS_DB``, a queue of this run's own);
 - an SMTP server (aiosmtpd, ``SmtpSink``) to which the worker delivers the e-mails.
 
@@ -14,7 +15,9 @@ expected dates).
 ``Journey`` drives people's browsers (one Chromium context each, dialogs accepted, downloads
 allowed) and records the journey in steps: a screenshot of each step's pages is taken when the step
 ends; if a step fails, every screenshot so far and the failed page are kept under
-``test-artifacts/journeys/<test>/`` (not committed).
+``test-artifacts/journeys/<test>/`` (not committed). ``Journey.check`` runs axe-core (tests/a11y.py)
+on a page in the state it is in; ``Journey.assert_accessible`` fails the journey, at its end, with
+every state that has a serious or critical violation.
 """
 
 from __future__ import annotations
@@ -155,7 +158,8 @@ def live_stack(name: str, tmp: Path, monkeypatch: pytest.MonkeyPatch,
            "INSTANCE_PATH": str(tmp / "instance"), "UPLOAD_FOLDER": str(uploads),
            "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(sink.port), "MAIL_FOLDER": "",
            "NOTIFICATION_RATE": "100/s", "NOTIFICATION_RETRY_DELAY": "1",
-           "RATELIMIT_STORAGE_URI": "memory://"}  # runs of the journeys do not count each other's
+           "RATELIMIT_STORAGE_URI": "memory://",  # runs of the journeys do not count each other's
+           "INSTRUCTION_ENV": "production"}
     env.pop("TESTING", None)
     processes: list[subprocess.Popen] = []
     try:
@@ -188,6 +192,26 @@ def live_stack(name: str, tmp: Path, monkeypatch: pytest.MonkeyPatch,
 # --- people in browsers, a journey in steps ---------------------------------------------------
 
 
+# Violations reported in issue 16 (point 1) and not fixed yet, tolerated until they are: the text
+# of the navigation bar on its blue (#0d6efd: 2.36:1, 4.26:1) and the error texts on the grey of a
+# form card (#dc3545 on #f8f9fa: 4.29:1). (rule, what axe says of the element); anything else fails.
+KNOWN_OPEN = (
+    ("color-contrast", "background color: #0d6efd"),
+    ("color-contrast", "foreground color: #dc3545, background color: #f8f9fa"),
+)
+
+
+def without_known_open(violations: list[dict]) -> list[dict]:
+    """``violations`` less the elements of ``KNOWN_OPEN`` (a violation left with none is dropped)."""
+    kept = []
+    for violation in violations:
+        nodes = [n for n in violation["nodes"]
+                 if not any(violation["id"] == rule and said in n["summary"] for rule, said in KNOWN_OPEN)]
+        if nodes:
+            kept.append({**violation, "nodes": nodes})
+    return kept
+
+
 @dataclass
 class Journey:
     """People's pages in one Chromium, and the journey's steps with their screenshots."""
@@ -198,6 +222,8 @@ class Journey:
     shots: Path  # where each step's screenshots go while the journey runs
     pages: dict[str, object] = field(default_factory=dict)
     count: int = 0
+    checked: list[str] = field(default_factory=list)  # the states checked by axe-core
+    inaccessible: list[str] = field(default_factory=list)  # their serious or critical violations
 
     def person(self, who: str):
         """A page of its own (cookies, session) for ``who``."""
@@ -232,6 +258,25 @@ class Journey:
             except Exception:  # a closed page: nothing to show
                 pass
 
+    def check(self, who: str, state: str) -> None:
+        """axe-core on ``who``'s page as it is now; ``state`` says what it shows ("portail — erreurs
+        du formulaire de dépense"). Violations are gathered (and the page shot): the journey goes
+        on, and ``assert_accessible`` reports every page at the end."""
+        from tests.a11y import blocking_violations, describe, run_axe
+
+        page = self.pages[who]
+        results = run_axe(page)
+        self.checked.append(state)
+        if blocking := without_known_open(blocking_violations(results)):
+            self.inaccessible.append(f"{state} — {results['url']}:\n{describe(blocking)}")
+            self._shoot(f"a11y-{len(self.inaccessible):02d}", (who,))
+
+    def assert_accessible(self) -> None:
+        with self.step("every state visited is accessible"):
+            assert not self.inaccessible, (
+                f"{len(self.inaccessible)} of the {len(self.checked)} states checked have serious or "
+                "critical accessibility violations (axe-core, WCAG 2.1 AA):\n" + "\n".join(self.inaccessible))
+
     def log_in(self, who: str, email: str, password: str = factories.PASSWORD, *, totp: bool = False):
         page = self.pages.get(who) or self.person(who)
         page.goto(f"{self.base}/connexion")
@@ -239,6 +284,7 @@ class Journey:
         page.get_by_label("Mot de passe").fill(password)
         page.get_by_role("button", name="Se connecter").click()
         if totp:  # an admin: the second factor, as typed from the authenticator app
+            self.check(who, "connexion — code de double authentification")
             page.get_by_label("Code").fill(factories.totp_code())
             page.get_by_role("button", name="Valider").click()
         return page

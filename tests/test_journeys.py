@@ -63,16 +63,25 @@ def test_a_small_commune_from_registration_to_its_grant_letter(small_commune, re
         agent = j.person("agent")
         with j.step("the agent finds her commune and registers", "agent"):
             agent.goto(f"{base}/inscription")
+            j.check("agent", "inscription — recherche de la collectivité")
             agent.get_by_label("Nom, code INSEE ou SIREN de votre collectivité").fill("Agencourt")
             agent.get_by_role("button", name="Rechercher").click()
+            j.check("agent", "inscription — résultats de la recherche")
             agent.get_by_role("link", name="Choisir Agencourt", exact=True).click()
             expect(agent.get_by_test_id("chosen-collectivite")).to_contain_text("Agencourt")
+            j.check("agent", "inscription — formulaire du compte")
             agent.get_by_label("Prénom et nom").fill("Claire Martin")
             agent.get_by_label("Adresse électronique").fill(AGENT)
+            agent.get_by_label("Mot de passe", exact=True).fill(AGENT_PASSWORD)
+            agent.get_by_label("Confirmez le mot de passe").fill("le lavoir de la place")  # a typo
+            agent.get_by_role("button", name="Créer mon compte").click()
+            expect(agent.get_by_text("Les deux mots de passe ne sont pas identiques.").first).to_be_visible()
+            j.check("agent", "inscription — erreurs du formulaire")
             agent.get_by_label("Mot de passe", exact=True).fill(AGENT_PASSWORD)
             agent.get_by_label("Confirmez le mot de passe").fill(AGENT_PASSWORD)
             agent.get_by_role("button", name="Créer mon compte").click()
             expect(agent.get_by_text(f"Un message vient d'être envoyé à {AGENT}")).to_be_visible()
+            j.check("agent", "connexion — après l'inscription")
 
         with j.step("she confirms her address from the e-mail", "agent"):
             [mail] = stack.mails_to(AGENT)
@@ -80,19 +89,24 @@ def test_a_small_commune_from_registration_to_its_grant_letter(small_commune, re
             agent.goto(stack.link_in(mail, "/inscription/confirmer/"))
             expect(agent.get_by_text(f"Votre adresse {AGENT} est confirmée.")).to_be_visible()
             expect(agent.get_by_text("Votre compte doit encore être validé")).to_be_visible()
+            j.check("agent", "connexion — adresse confirmée")
             j.log_in("agent", AGENT, AGENT_PASSWORD)  # not yet approved: no access
+            expect(agent.get_by_text("Votre compte n'a pas encore été validé.")).to_be_visible()
             expect(agent.get_by_test_id("current-user")).to_have_count(0)
+            j.check("agent", "connexion — compte pas encore validé")
 
         admin = j.log_in("admin", people["admin"], totp=True)
         with j.step("the Region's admin approves her account", "admin"):
             admin.get_by_role("link", name="Administration").first.click()
             admin.get_by_role("link", name="Comptes à valider").click()
+            j.check("admin", "administration — comptes à valider")
             row = admin.get_by_role("row").filter(has_text="Claire Martin")
             expect(row).to_contain_text("Agencourt")
             expect(row).to_contain_text("confirmée")
             row.get_by_role("button", name="Valider le compte de Claire Martin").click()
             expect(admin.get_by_text(f"Le compte de Claire Martin ({AGENT}, Agencourt) est validé")).to_be_visible()
             expect(admin.get_by_test_id("no-pending")).to_be_visible()
+            j.check("admin", "administration — compte validé")
             mails = stack.mails_to(AGENT, 2)
             assert mails[1]["Subject"] == "Votre compte est validé"
 
@@ -103,10 +117,17 @@ def test_a_small_commune_from_registration_to_its_grant_letter(small_commune, re
             aid1 = agent.get_by_test_id("aid-1")
             expect(aid1.get_by_text("Éligible", exact=True)).to_be_visible()
             expect(aid1.get_by_test_id("remaining")).to_have_text(euros("2 500,00 €"))
+            j.check("agent", "portail — accueil de la collectivité")
             aid1.get_by_label("Intitulé du projet (facultatif)").fill("Équipement du secrétariat de mairie")
             aid1.get_by_role("button", name="Créer un dossier").click()
             expect(agent.get_by_role("heading", name="Équipement du secrétariat de mairie")).to_be_visible()
             expect(agent.get_by_test_id("state")).to_have_text("Brouillon")
+            j.check("agent", "portail — nouveau brouillon")
+            agent.get_by_label("Catégorie de dépense").select_option(label="Équipement")
+            agent.get_by_label("Montant HT en euros").fill("douze cents")
+            agent.get_by_role("button", name="Enregistrer la dépense").click()
+            expect(agent.get_by_label("Montant HT en euros")).to_have_attribute("aria-invalid", "true")
+            j.check("agent", "portail — erreurs du formulaire de dépense")
 
         with j.step("she declares two expenses with their PDF invoices", "agent"):
             # Pack 1: min(1,000 forfait, 1,200 expenses) = 1,000; Pack 2: min(500, 450) = 450.
@@ -128,6 +149,7 @@ def test_a_small_commune_from_registration_to_its_grant_letter(small_commune, re
             expect(agent.get_by_test_id("estimation").locator("[data-estimation-amount]")).to_have_text(
                 euros("1 450,00 €"))
             expect(agent.get_by_test_id("ready")).to_be_visible()
+            j.check("agent", "portail — brouillon prêt à déposer")
 
         with j.step("she submits and downloads the acknowledgment", "agent"):
             agent.get_by_role("button", name="Déposer le dossier").click()
@@ -135,6 +157,7 @@ def test_a_small_commune_from_registration_to_its_grant_letter(small_commune, re
             reference = re.search(r"DEMO-A1-\d{6}", agent.content()).group(0)
             # Received 28 November 2026: without a decision, rejected two months later.
             expect(agent.get_by_test_id("implicit-decision")).to_contain_text("28 janvier 2027")
+            j.check("agent", "portail — dossier déposé")
             text = pdf_text(download_of(agent, lambda: agent.get_by_test_id("act-acknowledgment").click()))
             assert "Accuséderéception" in text and reference in text
             assert "Agencourt" in text and "réputéerejetéele28janvier2027" in text
@@ -146,12 +169,18 @@ def test_a_small_commune_from_registration_to_its_grant_letter(small_commune, re
             instructor.goto(f"{base}/instruction/")
             row = instructor.get_by_role("row").filter(has_text=reference)
             expect(row).to_contain_text("Agencourt")
+            j.check("instructor", "instruction — liste des dossiers à instruire")
             row.get_by_role("link", name=reference).click()
             expect(instructor.get_by_role("heading", level=1)).to_contain_text("Reçu")
+            j.check("instructor", "instruction — dossier reçu")
+            instructor.get_by_role("button", name="Demander des pièces").click()  # no message yet
+            expect(instructor.get_by_text("Indiquez un motif : il est communiqué au demandeur").first).to_be_visible()
+            j.check("instructor", "instruction — demande de pièces sans message")
             instructor.get_by_label("Pièces demandées (message au demandeur)").fill(
                 "Merci de joindre le devis signé de la suite bureautique.")
             instructor.get_by_role("button", name="Demander des pièces").click()
             expect(instructor.get_by_role("heading", level=1)).to_contain_text("Pièces demandées")
+            j.check("instructor", "instruction — pièces demandées")
             stack.mails_to(AGENT, 4)
             assert f"Dossier {reference} : des pièces sont demandées" in [m["Subject"] for m in stack.sink.to(AGENT)]
 
@@ -160,12 +189,14 @@ def test_a_small_commune_from_registration_to_its_grant_letter(small_commune, re
             expect(agent.get_by_test_id("state")).to_have_text("Pièces demandées")
             request_box = agent.get_by_role("region", name="La Région vous demande des compléments")
             expect(request_box).to_contain_text("Merci de joindre le devis signé de la suite bureautique.")
+            j.check("agent", "portail — pièces demandées")
             request_box.get_by_label("Votre réponse à l'instructeur").fill("Bonjour, voici le devis signé.")
             request_box.get_by_label("Pièces demandées (PDF, JPEG ou PNG)").set_input_files(str(signed_quote))
             request_box.get_by_label("Rattacher les pièces à la dépense").select_option(label="Dépense n°2 : Suite bureautique")
             request_box.get_by_role("button", name="Renvoyer le dossier complété").click()
             expect(agent.get_by_test_id("state")).to_have_text("Reçu")
             expect(agent.get_by_role("link", name=signed_quote.name, exact=True)).to_be_visible()
+            j.check("agent", "portail — dossier complété")
 
         with j.step("the instructor declares it eligible and grants it", "instructor"):
             instructor.reload()
@@ -174,14 +205,17 @@ def test_a_small_commune_from_registration_to_its_grant_letter(small_commune, re
             instructor.get_by_role("button", name="Déclarer éligible").click()
             expect(instructor.get_by_role("heading", level=1)).to_contain_text("Éligible")
             expect(instructor.get_by_label("Montant attribué (€ HT)")).to_have_value("1450,00")
+            j.check("instructor", "instruction — dossier éligible")
             instructor.get_by_role("button", name="Attribuer la subvention").click()
             expect(instructor.get_by_role("heading", level=1)).to_contain_text("Attribué")
             expect(instructor.get_by_test_id("envelope")).to_contain_text(euros("1 050,00 €"))  # 2,500 − 1,450
+            j.check("instructor", "instruction — subvention attribuée")
 
         with j.step("the agent downloads the grant letter", "agent"):
             agent.reload()
             expect(agent.get_by_test_id("state")).to_have_text("Attribué")
             expect(agent.get_by_test_id("decision")).to_contain_text(euros("1 450,00 €"))
+            j.check("agent", "portail — subvention attribuée")
             text = pdf_text(download_of(agent, lambda: agent.get_by_test_id("act-grant").click()))
             assert "Notificationd'attributiondesubvention" in text and reference in text
             assert "1450,00€" in text and "millequatrecentcinquanteeuros" in text
@@ -189,6 +223,7 @@ def test_a_small_commune_from_registration_to_its_grant_letter(small_commune, re
 
         with j.step("the export of the decided dossiers shows the grant", "instructor"):
             instructor.goto(f"{base}/instruction/?onglet=decides")
+            j.check("instructor", "instruction — dossiers décidés")
             data = download_of(instructor, lambda: instructor.get_by_test_id("export-csv").click())
             rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"))
             [line] = [r for r in rows if r["Référence"] == reference]
@@ -197,3 +232,124 @@ def test_a_small_commune_from_registration_to_its_grant_letter(small_commune, re
             assert (line["Montant demandé"], line["Attribué"], line["Versé"], line["Reste à verser"]) == (
                 "1450,00", "1450,00", "", "1450,00")
 
+        j.assert_accessible()
+
+
+# --- an EPCI and two of its communes share the aid-4 envelope -------------------------------------
+
+EPCI_AGENT = "dgs@plaine-dijonnaise.exemple.fr"
+GENLIS_AGENT = "ecoles@genlis.exemple.fr"
+AISEREY_AGENT = "mairie@aiserey.exemple.fr"
+
+
+@pytest.fixture
+def territory(tmp_path, monkeypatch):
+    """The stack, with an approved agent of the CC de la Plaine Dijonnaise (22,152 inhabitants), of
+    Genlis and of Aiserey (two of its communes), and an instructor."""
+    def world():
+        for email, name, collectivite in (
+                (EPCI_AGENT, "Paul Girard", factories.epci("200000925")),
+                (GENLIS_AGENT, "Léa Roux", factories.commune("21292")),
+                (AISEREY_AGENT, "Marc Petit", factories.commune("21005"))):
+            factories.user("applicant", collectivite=collectivite, email=email, full_name=name)
+        return {"instructor": factories.user("instructor", full_name="Inès Moreau").email}
+
+    with live_stack("journey2", tmp_path, monkeypatch, world) as stack:
+        yield stack
+
+
+def test_an_epci_and_two_of_its_communes_apply_for_aid_4_and_the_third_grant_meets_the_cap(
+        territory, request, tmp_path):
+    from playwright.sync_api import expect
+
+    (stack, people), base = territory, territory[0].base
+    # 40 % of each project; 40,000 € for the EPCI's territory: 20,000 + 16,000 leave 4,000 of the
+    # 10,000 that Aiserey's project would have.
+    projects = (
+        ("epci", EPCI_AGENT, "CC de la Plaine Dijonnaise", "Câblage des écoles du territoire",
+         "Travaux de câblage", "50 000,00", "20 000,00 €"),
+        ("genlis", GENLIS_AGENT, "Genlis", "Tableaux numériques des écoles de Genlis",
+         "Équipement", "40 000,00", "16 000,00 €"),
+        ("aiserey", AISEREY_AGENT, "Aiserey", "Classe mobile de l'école d'Aiserey",
+         "Équipement", "25 000,00", "10 000,00 €"),
+    )
+    references = {}
+    with journey(request, base, tmp_path) as j:
+        for who, email, name, title, category, amount, computed in projects:
+            with j.step(f"{who} applies for aid 4", who):
+                page = j.log_in(who, email)
+                expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible()
+                aid4 = page.get_by_test_id("aid-4")
+                expect(aid4.get_by_test_id("remaining")).to_have_text(euros("40 000,00 €"))  # nothing granted yet
+                j.check(who, f"portail — accueil ({name})")
+                aid4.get_by_label("Intitulé du projet (facultatif)").fill(title)
+                aid4.get_by_role("button", name="Créer un dossier").click()
+                page.get_by_label("Catégorie de dépense").select_option(label=category)
+                page.get_by_label("Montant HT en euros").fill(amount)
+                page.get_by_label("Description de la dépense").fill(title)
+                page.get_by_role("button", name="Enregistrer la dépense").click()
+                expect(page.get_by_text("Dépense enregistrée.")).to_be_visible()
+                invoice = tmp_path / f"devis-{who}.pdf"
+                invoice.write_bytes(factories.pdf_bytes(f"Devis {title}"))
+                page.get_by_label("Factures ou devis pour la dépense n°1").set_input_files(str(invoice))
+                page.get_by_role("button", name="Joindre à la dépense n°1").click()
+                expect(page.get_by_role("link", name=invoice.name, exact=True)).to_be_visible()
+                expect(page.get_by_test_id("estimation").locator("[data-estimation-amount]")).to_have_text(
+                    euros(computed))
+                j.check(who, f"portail — brouillon prêt ({name})")
+                page.get_by_role("button", name="Déposer le dossier").click()
+                expect(page.get_by_test_id("state")).to_have_text("Reçu")
+                references[who] = re.search(r"DEMO-A4-\d{6}", page.content()).group(0)
+
+        instructor = j.log_in("instructor", people["instructor"])
+
+        def open_dossier(who: str) -> None:
+            instructor.goto(f"{base}/instruction/?onglet=tous")
+            instructor.get_by_role("row").filter(has_text=references[who]).get_by_role(
+                "link", name=references[who]).click()
+            expect(instructor.get_by_role("heading", level=1)).to_contain_text("Reçu")
+            instructor.get_by_role("button", name="Déclarer éligible").click()
+            expect(instructor.get_by_role("heading", level=1)).to_contain_text("Éligible")
+
+        for who, granted, left in (("epci", "20000,00", "20 000,00 €"), ("genlis", "16000,00", "4 000,00 €")):
+            with j.step(f"the instructor grants {who}'s dossier in full", "instructor"):
+                open_dossier(who)
+                expect(instructor.get_by_label("Montant attribué (€ HT)")).to_have_value(granted)
+                instructor.get_by_role("button", name="Attribuer la subvention").click()
+                expect(instructor.get_by_role("heading", level=1)).to_contain_text("Attribué")
+                expect(instructor.get_by_test_id("envelope")).to_contain_text(euros(left))
+
+        with j.step("Aiserey's dossier is capped at what is left of the envelope", "instructor"):
+            open_dossier("aiserey")
+            evaluation = instructor.get_by_test_id("evaluation")
+            expect(evaluation).to_contain_text(euros("Montant réduit à 4 000,00 €"))
+            expect(evaluation).to_contain_text(euros("déjà consommé : 36 000,00 €"))
+            amount = instructor.get_by_label("Montant attribué (€ HT)")
+            expect(amount).to_have_value("4000,00")
+            j.check("instructor", "instruction — dossier éligible, montant plafonné")
+            amount.fill("10000,00")  # what 40 % would give without the cap: refused
+            instructor.get_by_role("button", name="Attribuer la subvention").click()
+            expect(instructor.get_by_role("heading", level=1)).to_contain_text("Éligible")
+            expect(instructor.get_by_test_id("action-error")).to_contain_text(euros(
+                "Le montant attribué (10 000,00 €) ne peut pas dépasser le montant calculé (4 000,00 €)"))
+            j.check("instructor", "instruction — montant au-dessus du plafond refusé")
+            instructor.get_by_label("Montant attribué (€ HT)").fill("4000,00")
+            instructor.get_by_role("button", name="Attribuer la subvention").click()
+            expect(instructor.get_by_role("heading", level=1)).to_contain_text("Attribué")
+            expect(instructor.get_by_test_id("envelope")).to_contain_text(euros("0,00 €"))
+            j.check("instructor", "instruction — enveloppe épuisée")
+
+        with j.step("Aiserey's agent sees the capped grant; the territory has nothing left", "aiserey"):
+            aiserey = j.pages["aiserey"]
+            aiserey.reload()
+            expect(aiserey.get_by_test_id("state")).to_have_text("Attribué")
+            expect(aiserey.get_by_test_id("decision")).to_contain_text(euros("4 000,00 €"))
+            text = pdf_text(download_of(aiserey, lambda: aiserey.get_by_test_id("act-grant").click()))
+            assert references["aiserey"] in text and "4000,00€" in text and "quatremilleeuros" in text
+            subjects = [m["Subject"] for m in stack.mails_to(AISEREY_AGENT, 3)]  # submit, eligible, grant
+            assert f"Dossier {references['aiserey']} : subvention attribuée" in subjects
+            aiserey.get_by_role("link", name="Mes dossiers").first.click()
+            expect(aiserey.get_by_test_id("aid-4").get_by_test_id("remaining")).to_have_text(euros("0,00 €"))
+            j.check("aiserey", "portail — enveloppe de l'aide 4 épuisée")
+
+        j.assert_accessible()
