@@ -144,6 +144,12 @@ def load_config(instance: Path, overrides: dict) -> dict:
         # Files of dossiers closed longer than this are deleted by the nightly purge (ten years:
         # the keeping of accounting documents).
         "DOCUMENT_RETENTION_DAYS": int(os.environ.get("DOCUMENT_RETENTION_DAYS", 3650)),
+        # Exports of a queue view: above this many rows the worker builds the file (the page shows
+        # its progress); a built file is kept this many hours, under EXPORT_FOLDER (shared by the
+        # web app and the worker, like UPLOAD_FOLDER).
+        "EXPORT_INLINE_MAX_ROWS": int(os.environ.get("EXPORT_INLINE_MAX_ROWS", 5000)),
+        "EXPORT_RETENTION_HOURS": int(os.environ.get("EXPORT_RETENTION_HOURS", 48)),
+        "EXPORT_FOLDER": os.environ.get("EXPORT_FOLDER") or str(instance / "exports"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", False),

@@ -16,6 +16,7 @@ from instruction.dossiers.models import (  # noqa: F401
     PackGrant,
     Payment,
 )
+from instruction.exports.models import ExportJob  # noqa: F401
 from instruction.notifications.models import Delivery, JobRun, OutboxMessage  # noqa: F401
 from instruction.settings.models import ServiceIdentity  # noqa: F401
 from instruction.teamwork.models import (  # noqa: F401

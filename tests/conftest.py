@@ -62,6 +62,7 @@ def make_test_app(database_url: str, tmp: Path, **overrides):
         "SECRET_KEY": "test-secret-key",
         "SQLALCHEMY_DATABASE_URI": database_url,
         "UPLOAD_FOLDER": str(tmp / "uploads"),
+        "EXPORT_FOLDER": str(tmp / "exports"),
         "WTF_CSRF_ENABLED": False,  # the CSRF tests use `csrf_client`
         "MAIL_FOLDER": "",  # e-mails go by SMTP, to the tests' sink
         "REGISTRATION_RATE_LIMIT": "1000 per hour",  # the suite registers many accounts

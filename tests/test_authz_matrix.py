@@ -179,6 +179,13 @@ EXPECTED: dict[str, Row] = {
     "GET backoffice.epci_envelopes":    STAFF_PAGE,
     "GET backoffice.export_csv":        Row(LOGIN,    404,        404,        200,       200,    200),
     "GET backoffice.export_xlsx":       Row(LOGIN,    404,        404,        200,       200,    200),
+    # exports built by the worker: the world's export is the instructor's, nobody else's (404)
+    "GET exports.index":                Row(LOGIN,    404,        404,        200,       200,    200),
+    "POST exports.request_export":      Row(LOGIN,    404,        404,        302,       302,    302,
+                                            data={"format": "csv", "onglet": "tous"}),
+    "GET exports.show":                 Row(LOGIN,    404,        404,        200,       404,    404),
+    "GET exports.progress":             Row(LOGIN,    404,        404,        200,       404,    404),
+    "GET exports.download":             Row(LOGIN,    404,        404,        200,       404,    404),
     "GET backoffice.epci_statement_xlsx": Row(LOGIN,  404,        404,        200,       200,    200),
     "GET dashboard.index":              Row(LOGIN,    404,        404,        200,       200,    200),
 

@@ -257,8 +257,9 @@ def test_account_e_mails_carry_their_own_link(session, sink):
 
 @pytest.mark.parametrize("kind", sorted(kinds.KINDS))
 def test_every_kind_has_a_french_text_and_html_template(session, app, kind):
-    # Account e-mails, the digest and the campaign's change of dates are about no single dossier.
-    dossier = None if kind in kinds.ACCOUNT_KINDS + ("digest", "campaign_dates") else factories.dossier("received")
+    # Account e-mails, the digest, the campaign's change of dates and an export are about no single dossier.
+    dossier = None if kind in kinds.ACCOUNT_KINDS + ("digest", "campaign_dates", "export_ready") \
+        else factories.dossier("received")
     user = factories.staff("instructor") if kind == "digest" else factories.user("applicant")
     context = {"reference": dossier.reference if dossier else None, "reason": "Motif précis",
                "title": "Projet", "days": 7, "last_day": "30 juin 2027", "requested_on": "1er juin 2027",

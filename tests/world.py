@@ -85,6 +85,7 @@ def build_world(session) -> World:
         "payment_id": dossiers["granted"].payments[0].id,
         "label_id": team.create_label(users["admin"], "Prêt pour la commission", "success",
                                       now=factories.NOW).id,
+        "job_id": _export_of(users["instructor"]),  # an export built by the worker, the instructor's
     }
     values = {}
     for state, dossier in dossiers.items():
@@ -98,6 +99,17 @@ def build_world(session) -> World:
             values[state]["act_id"] = acts[0].id
     session.commit()
     return World(users=users, dossiers=dossiers, values=values)
+
+
+def _export_of(author: User) -> int:
+    """An export of every dossier by ``author``, built as the worker builds it (its file ready)."""
+    from instruction.backoffice.queries import QueueFilters
+    from instruction.exports import services as export_jobs
+
+    job = export_jobs.request_export(author, QueueFilters(tab="tous", role=author.role, user_id=author.id),
+                                     "csv", rows_total=0, now=factories.NOW)
+    export_jobs.build_export(job.id, now=factories.NOW)
+    return job.id
 
 
 def logged_in_cookies(app, user: User | None) -> dict[str, str]:

@@ -15,6 +15,7 @@ from instruction.rules.parameters import PARIS
 from worker.schedule import BEAT_SCHEDULE
 
 DELIVER_TASK = "worker.deliver_message"
+BUILD_EXPORT_TASK = "worker.build_export"
 
 
 def celery_config(app: Flask) -> dict:
@@ -83,8 +84,13 @@ def celery_init_app(app: Flask) -> Celery:
 
 def install_publisher(app: Flask) -> None:
     """Give the outbox dispatcher of ``app`` its publisher: a delivery task per message, through
-    the Celery app of ``app`` (created when first needed)."""
+    the Celery app of ``app`` (created when first needed); and the export jobs theirs (a build
+    task per job)."""
     from instruction.notifications import dispatch
 
     dispatch.set_publisher(app, lambda message_id: celery_init_app(app).send_task(DELIVER_TASK,
                                                                                   args=[message_id]))
+    from instruction.exports import services as export_jobs
+
+    export_jobs.set_publisher(app, lambda job_id: celery_init_app(app).send_task(BUILD_EXPORT_TASK,
+                                                                                 args=[job_id]))

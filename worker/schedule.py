@@ -23,6 +23,8 @@ BEAT_SCHEDULE = {
 
     # Files of dossiers closed longer than the retention period (DOCUMENT_RETENTION_DAYS).
     "purge-documents": {"task": "worker.purge_documents", "schedule": crontab(minute=0, hour=3)},
+    # Export files past EXPORT_RETENTION_HOURS deleted; exports never started or abandoned queued again.
+    "tend-exports": {"task": "worker.tend_exports", "schedule": crontab(minute="*/10")},
     # The audit chain, verified every night; the admin home shows the result.
     "audit-chain": {"task": "worker.verify_audit_chain", "schedule": crontab(minute=30, hour=3)},
 }

@@ -70,3 +70,19 @@ def verify_audit_chain() -> str:
     result = verify_and_record(clock.now())
     db.session.commit()
     return result.message
+
+
+@shared_task(name="worker.build_export", soft_time_limit=3600, time_limit=3700)
+def build_export(job_id: int) -> str:
+    """Build the file of one export job (a job already taken or done is left alone)."""
+    from instruction.exports import services as export_jobs
+
+    return export_jobs.build_export(job_id, now=clock.now())
+
+
+@shared_task(name="worker.tend_exports")
+def tend_exports() -> str:
+    """Delete expired export files; queue again the exports never started or abandoned."""
+    from instruction.exports import services as export_jobs
+
+    return export_jobs.tend(clock.now())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from decimal import Decimal
 from typing import IO, Any, NamedTuple
@@ -20,7 +20,14 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import Select, case
 
-from instruction.backoffice.queries import LEFT_TO_PAY, Assignee, QueueFilters, columns_select
+from instruction.backoffice.queries import (
+    LEFT_TO_PAY,
+    SORTS,
+    Assignee,
+    QueueFilters,
+    columns_select,
+    keyset_after,
+)
 from instruction.dossiers.models import STATE_LABELS, Dossier
 from instruction.extensions import db
 from instruction.rules.parameters import paris_date
@@ -73,20 +80,46 @@ def _cents(value) -> Decimal | None:
     return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
 
 
+def export_row(values, aids: dict[int, str]) -> ExportRow:
+    """One row of ``export_select`` (its first 16 columns) as the export shows it."""
+    (reference, name, kind, code, departement, epci, aid, state, submitted, requested, computed,
+     granted, paid, left, implicit_decision, instructor) = values[:16]
+    return ExportRow(
+        reference=reference or "", applicant=name, kind=KIND_LABELS[kind], code=code or "",
+        departement=departement or "", epci=epci or "",
+        aid=f"Aide {aid} · {aids[aid]}" if aid in aids else f"Aide {aid}",
+        state=STATE_LABELS[state], submitted=paris_date(submitted) if submitted else None,
+        requested=_cents(requested), computed=_cents(computed), granted=_cents(granted),
+        paid=_cents(paid), left=_cents(left) if granted is not None else None,
+        implicit_decision=implicit_decision, instructor=instructor or "",
+    )
+
+
 def export_rows(f: QueueFilters, aids: dict[int, str]) -> Iterator[ExportRow]:
-    """The rows of the view, fetched ``BATCH`` at a time."""
+    """The rows of the view, fetched ``BATCH`` at a time (one query, one transaction)."""
     result = db.session.execute(export_select(f).execution_options(yield_per=BATCH))
-    for (reference, name, kind, code, departement, epci, aid, state, submitted, requested, computed,
-         granted, paid, left, implicit_decision, instructor) in result:
-        yield ExportRow(
-            reference=reference or "", applicant=name, kind=KIND_LABELS[kind], code=code or "",
-            departement=departement or "", epci=epci or "",
-            aid=f"Aide {aid} · {aids[aid]}" if aid in aids else f"Aide {aid}",
-            state=STATE_LABELS[state], submitted=paris_date(submitted) if submitted else None,
-            requested=_cents(requested), computed=_cents(computed), granted=_cents(granted),
-            paid=_cents(paid), left=_cents(left) if granted is not None else None,
-            implicit_decision=implicit_decision, instructor=instructor or "",
-        )
+    for values in result:
+        yield export_row(values, aids)
+
+
+def export_rows_in_batches(f: QueueFilters, aids: dict[int, str], *, batch: int = BATCH,
+                           after_batch: Callable[[int], None] | None = None) -> Iterator[ExportRow]:
+    """The same rows, each batch a query of its own that starts after the last row of the
+    previous one (keyset, in the view's order): no cursor stays open, so ``after_batch(rows so
+    far)``, called between batches, may commit (the worker records its progress)."""
+    statement = export_select(f).add_columns(SORTS[f.sort][1].label("sort_key"), Dossier.id.label("row_id"))
+    done, last = 0, None
+    while True:
+        query = statement if last is None else statement.where(keyset_after(f, *last))
+        rows = db.session.execute(query.limit(batch)).all()
+        for values in rows:
+            yield export_row(values, aids)
+        done += len(rows)
+        if after_batch is not None:
+            after_batch(done)
+        if len(rows) < batch:
+            return
+        last = (rows[-1].sort_key, rows[-1].row_id)
 
 
 def spreadsheet_text(value: str) -> str:
@@ -134,9 +167,9 @@ _MONEY_FIELDS = {"requested", "computed", "granted", "paid", "left"}
 _WIDTHS = (16, 36, 12, 14, 8, 36, 30, 20, 12, 16, 16, 14, 14, 14, 12, 24)
 
 
-def write_xlsx(rows: Iterator[ExportRow], title: str) -> IO[bytes]:
-    """One sheet, header frozen and filtered, typed cells; returned as a temporary file at its
-    start (gone once closed)."""
+def write_xlsx(rows: Iterator[ExportRow], title: str, output: IO[bytes] | None = None) -> IO[bytes]:
+    """One sheet, header frozen and filtered, typed cells; written to ``output`` (by default a
+    temporary file, gone once closed), returned at its start."""
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title[:31])
     for index, width in enumerate(_WIDTHS):
@@ -158,7 +191,8 @@ def write_xlsx(rows: Iterator[ExportRow], title: str) -> IO[bytes]:
         sheet.append(cells)
         count += 1
     sheet.auto_filter.ref = f"A1:{chr(ord('A') + len(HEADERS) - 1)}{count + 1}"
-    output = tempfile.TemporaryFile()
+    if output is None:
+        output = tempfile.TemporaryFile()
     workbook.save(output)
     output.seek(0)
     return output

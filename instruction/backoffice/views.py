@@ -10,6 +10,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -140,11 +141,23 @@ def _export_name(f: queries.QueueFilters, extension: str) -> str:
     return f"dossiers-{f.tab}-{paris_date(clock.now()).isoformat()}.{extension}"
 
 
+def _large_export(f: queries.QueueFilters, fmt: str):
+    """Above EXPORT_INLINE_MAX_ROWS rows, a page that offers to have the file built by the worker
+    (a POST to ``exports.request_export``: a GET never writes); None for a smaller view."""
+    count = queries.tab_counts(f)[f.tab]
+    if count <= current_app.config["EXPORT_INLINE_MAX_ROWS"]:
+        return None
+    return render_template("exports/confirm.html", count=count, fmt=fmt, params=f.to_args(page=1),
+                           tab=queries.TABS[f.tab].label)
+
+
 @bp.route("/export.csv")
 def export_csv():
     """The queue view as CSV, streamed: rows are read in batches while the response is sent."""
     options = queries.FilterOptions.load()
     f = _filters(options)
+    if (large := _large_export(f, "csv")) is not None:
+        return large
     lines = exports.csv_lines(exports.export_rows(f, options.aids))
     response = Response(stream_with_context(line.encode() for line in lines),
                         mimetype="text/csv", headers={"Cache-Control": "no-store"})
@@ -157,6 +170,8 @@ def export_xlsx():
     """The queue view as one XLSX sheet (typed cells), built in a temporary file."""
     options = queries.FilterOptions.load()
     f = _filters(options)
+    if (large := _large_export(f, "xlsx")) is not None:
+        return large
     label = queries.TABS[f.tab].label
     output = exports.write_xlsx(exports.export_rows(f, options.aids), title=f"Dossiers - {label}")
     response = send_file(output, mimetype=XLSX_MIMETYPE, as_attachment=True,

@@ -19,12 +19,23 @@ def dossier_path(user, dossier_id: int) -> str:
     return f"/portail/dossiers/{dossier_id}"
 
 
+def page_of(message: OutboxMessage) -> str | None:
+    """The page of the application a message about no dossier leads to (an export ready), when its
+    row names one: a local path only."""
+    path = (message.context or {}).get("path")
+    if isinstance(path, str) and path.startswith("/") and not path.startswith("//") and "\\" not in path:
+        return path
+    return None
+
+
 def link_for(message: OutboxMessage, user) -> str:
     """The absolute link of the e-mail (``BASE_URL`` + path)."""
     context = message.context or {}
     if context.get("url"):  # account e-mails carry their own link
         return context["url"]
     base = current_app.config["BASE_URL"].rstrip("/")
+    if own := page_of(message):
+        return base + own
     if message.dossier_id is not None:
         return base + dossier_path(user, message.dossier_id)
     if message.kind == "digest":

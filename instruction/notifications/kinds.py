@@ -40,6 +40,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "account_invitation": ("Invitation", "Aides numériques : vous êtes invité à créer votre mot de passe"),
     "campaign_dates": ("Dates de la campagne modifiées", "Aides numériques : les dates de dépôt changent"),
     "extend_deadline": ("Date limite prolongée", "Dossier {reference} : date limite de dépôt prolongée"),
+    "export_ready": ("Export prêt à télécharger", "Aides numériques : votre export est prêt"),
 }
 # Sent by e-mail only: never listed in-app (they carry a personal link, or concern an account
 # rather than a dossier; the admins and agents find the accounts to approve on their pages).

@@ -10,7 +10,7 @@ from sqlalchemy.orm import contains_eager
 from instruction import clock
 from instruction.extensions import db
 from instruction.notifications import kinds, services
-from instruction.notifications.emails import dossier_path
+from instruction.notifications.emails import dossier_path, page_of
 from instruction.notifications.models import Delivery, OutboxMessage
 from instruction.web.actions import perform
 from instruction.web.numbers import page_number
@@ -43,7 +43,7 @@ def index():
             "delivery": d,
             "label": kinds.label(d.message.kind),
             "reference": (d.message.context or {}).get("reference"),
-            "has_link": d.message.dossier_id is not None or d.message.kind == "digest",
+            "has_link": d.message.dossier_id is not None or d.message.kind == "digest" or page_of(d.message),
             "reason": (d.message.context or {}).get("reason"),
         }
         for d in page.items
@@ -64,6 +64,8 @@ def _mark_read(delivery_id: int) -> Delivery:
 def follow(delivery_id: int):
     """Follow a notification's link, marking it read on the way (a POST: a GET never writes)."""
     message = _mark_read(delivery_id).message
+    if own := page_of(message):
+        return redirect(own)
     if message.dossier_id is not None:
         return redirect(dossier_path(current_user, message.dossier_id))
     return redirect(url_for("backoffice.queue") if message.kind == "digest" else url_for("notifications.index"))
