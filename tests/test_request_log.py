@@ -93,3 +93,43 @@ def test_an_exception_is_logged_with_its_traceback_on_one_line(logged):
 def test_text_logs_by_default_outside_production(app):
     assert app.config["LOG_FORMAT"] == "text"
     assert not [h for h in logging.getLogger().handlers if h.get_name() == HANDLER_NAME]
+
+
+WORKER_LOGS = """
+import logging
+from celery.utils.log import get_task_logger
+from worker.celery import app
+
+app.log.setup(loglevel="INFO")  # what `celery worker` and `celery beat` do at start
+app.conf.task_always_eager = True
+
+@app.task(name="essai.journal")
+def log_in_a_task():
+    get_task_logger("essai").info("dans une tâche")
+
+log_in_a_task.apply(task_id="tache-0001")
+logging.getLogger("worker").warning("hors tâche")
+"""
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_worker_processes_log_json_lines_with_the_task_id(tmp_path, log_format):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LOG_FORMAT": log_format, "INSTANCE_PATH": str(tmp_path), "DATABASE_URL": "",
+           "REDIS_URL": "", "INSTRUCTION_ENV": ""}
+    done = subprocess.run([sys.executable, "-c", WORKER_LOGS], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "tâche" in line]
+    assert len(lines) == 2, done.stderr
+    if log_format == "text":  # Celery's own format, as before
+        assert not lines[0].startswith("{")
+        return
+    in_task, outside = (json.loads(line) for line in lines)
+    assert (in_task["message"], in_task["task"], in_task["task_id"]) == ("dans une tâche", "essai.journal",
+                                                                          "tache-0001")
+    assert in_task["request_id"] is None
+    assert outside["message"] == "hors tâche" and "task_id" not in outside

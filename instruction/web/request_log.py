@@ -1,5 +1,6 @@
 """Structured logs: every record of a request carries its request id, and in production (or with
-``LOG_FORMAT=json``) each record is one JSON object on one line of standard error.
+``LOG_FORMAT=json``) each record is one JSON object on one line of standard error, in the web
+processes and in the Celery worker and beat (``worker/celery.py``; a task's records carry its id).
 
 The request id is the caller's ``X-Request-ID`` when it is sane (the reverse proxy or a load
 balancer may set one, to follow a request across services), else a new random one; it is given
@@ -56,12 +57,22 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None) or current_request_id(),
         }
+        if entry["request_id"] is None and (task := _current_task()) is not None:
+            entry["task"], entry["task_id"] = task.name, task.request.id
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def _current_task():
+    """The Celery task this record was logged in (worker processes), else None."""
+    from celery import current_task
+
+    task = current_task._get_current_object() if current_task else None
+    return task if task is not None and getattr(task.request, "id", None) else None
 
 
 def install_json_logging(level: str = "INFO", stream=None) -> logging.Handler:
