@@ -34,6 +34,16 @@ def euros(text: str) -> str:
     return text.replace(" ", NBSP)
 
 
+def figures(page, caption: str, row: str) -> list[str]:
+    """The cells of the row headed ``row`` (its start) of the table captioned ``caption`` (its start)."""
+    from playwright.sync_api import expect
+
+    table = page.get_by_role("table", name=re.compile("^" + re.escape(caption)))
+    found = table.get_by_role("row").filter(has=page.get_by_role("rowheader", name=re.compile("^" + re.escape(row))))
+    expect(found).to_have_count(1)
+    return [text.strip() for text in found.get_by_role("cell").all_inner_texts()]
+
+
 @pytest.fixture
 def small_commune(tmp_path, monkeypatch):
     """The stack, with the Region's admin, an instructor and a finance officer."""
@@ -221,6 +231,15 @@ def test_a_small_commune_from_registration_to_its_grant_letter(small_commune, re
             assert "1450,00€" in text and "millequatrecentcinquanteeuros" in text
             assert f"Dossier {reference} : subvention attribuée" in [m["Subject"] for m in stack.mails_to(AGENT, 6)]
 
+        with j.step("the dashboard counts the grant", "instructor"):
+            instructor.get_by_role("link", name="Tableau de bord").click()
+            expect(instructor.get_by_role("heading", name="Tableau de bord")).to_be_visible()
+            j.check("instructor", "tableau de bord")
+            # dossiers, requested, granted, paid, committed
+            assert figures(instructor, "Montants demandés, attribués et versés par aide", "Aide 1 ·")[:5] == [
+                "1", euros("1 450,00 €"), euros("1 450,00 €"), euros("0,00 €"), euros("1 450,00 €")]
+            assert figures(instructor, "Nombre de dossiers par état", "Attribué") == ["1"]
+
         with j.step("the export of the decided dossiers shows the grant", "instructor"):
             instructor.goto(f"{base}/instruction/?onglet=decides")
             j.check("instructor", "instruction — dossiers décidés")
@@ -351,5 +370,15 @@ def test_an_epci_and_two_of_its_communes_apply_for_aid_4_and_the_third_grant_mee
             aiserey.get_by_role("link", name="Mes dossiers").first.click()
             expect(aiserey.get_by_test_id("aid-4").get_by_test_id("remaining")).to_have_text(euros("0,00 €"))
             j.check("aiserey", "portail — enveloppe de l'aide 4 épuisée")
+
+        with j.step("the dashboard shows the territory at its cap", "instructor"):
+            instructor.get_by_role("link", name="Tableau de bord").click()
+            j.check("instructor", "tableau de bord — une enveloppe épuisée")
+            # aid, cap, committed, share of the cap, left, pending requests
+            assert figures(instructor, "Les ", "CC de la Plaine Dijonnaise") == [
+                "Aide 4", euros("40 000,00 €"), euros("40 000,00 €"), euros("100 %"), euros("0,00 €"),
+                euros("0,00 €")]
+            assert figures(instructor, "Montants demandés, attribués et versés par aide", "Aide 4 ·")[:5] == [
+                "3", euros("46 000,00 €"), euros("40 000,00 €"), euros("0,00 €"), euros("40 000,00 €")]
 
         j.assert_accessible()
