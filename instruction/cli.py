@@ -19,7 +19,7 @@ def main() -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from instruction.accounts.cli import accounts_cli
+    from instruction.accounts.cli import accounts_cli, two_factor_cli
     from instruction.audit.cli import audit_cli
     from instruction.campaigns.cli import campaigns_cli
     from instruction.demo import demo_cli
@@ -30,6 +30,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(territory_cli)
     app.cli.add_command(accounts_cli)
     app.cli.add_command(audit_cli)
+    app.cli.add_command(two_factor_cli)
     app.cli.add_command(campaigns_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(worker_cli)

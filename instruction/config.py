@@ -115,6 +115,10 @@ def load_config(instance: Path, overrides: dict) -> dict:
         "SECRET_KEY": overrides.get("SECRET_KEY") or _secret_key(instance),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
+        # Fernet keys that encrypt the TOTP secrets, newest first (the first encrypts, every one
+        # decrypts); empty: one key derived from SECRET_KEY (docs/decisions.md, two-factor secrets).
+        "TOTP_ENCRYPTION_KEYS": tuple(key.strip() for key in os.environ.get("TOTP_ENCRYPTION_KEYS", "").split(",")
+                                      if key.strip()),
         "UPLOAD_FOLDER": os.environ.get("UPLOAD_FOLDER") or str(instance / "uploads"),
         "MAX_UPLOAD_BYTES": int(os.environ.get("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)),
         "SMTP_HOST": os.environ.get("SMTP_HOST", "127.0.0.1"),

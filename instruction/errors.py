@@ -8,6 +8,11 @@ class StorageUnavailable(Exception):
     """The upload store cannot be written or read (full, read-only, unmounted): a 503, not a 500."""
 
 
+class SecretKeyMismatch(Exception):
+    """A TOTP secret cannot be decrypted with the configured keys (a key removed from, or wrong in,
+    TOTP_ENCRYPTION_KEYS, or SECRET_KEY changed): a 503 that says so, not a 500."""
+
+
 class Refusal(Exception):
     status = 400
 

@@ -56,6 +56,9 @@ def recreate_database(url: str) -> None:
         admin.dispose()
 
 
+TOTP_ENCRYPTION_KEY = "dGVzdHMgb25seTogdGhlIFRPVFAgc2VjcmV0cyBrZXk="  # a Fernet key, for tests only
+
+
 def make_test_app(database_url: str, tmp: Path, **overrides):
     config = {
         "TESTING": True,
@@ -66,6 +69,9 @@ def make_test_app(database_url: str, tmp: Path, **overrides):
         "WTF_CSRF_ENABLED": False,  # the CSRF tests use `csrf_client`
         "MAIL_FOLDER": "",  # e-mails go by SMTP, to the tests' sink
         "REGISTRATION_RATE_LIMIT": "1000 per hour",  # the suite registers many accounts
+        # The key of the TOTP secrets, shared with the servers the tests start (their SECRET_KEY
+        # differs).
+        "TOTP_ENCRYPTION_KEYS": (TOTP_ENCRYPTION_KEY,),
     }
     config.update(overrides)
     return create_app(config)

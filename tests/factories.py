@@ -47,7 +47,10 @@ def user(role: str = "instructor", *, collectivite=None, email: str | None = Non
                           password=password, role=role, collectivite=collectivite,
                           **{"now": NOW, **kw})
     if totp if totp is not None else role == "admin":
-        created.totp_secret, created.totp_enabled_at = TOTP_SECRET, NOW
+        from instruction.accounts import two_factor
+
+        two_factor.store_secret(created, TOTP_SECRET)
+        created.totp_enabled_at = NOW
         db.session.flush()
     return created
 
@@ -207,7 +210,9 @@ def second_factor(client, user, *, expected: int = 302):
     per account: the step last used is forgotten first, as tests log the same admin in often."""
     db.session.execute(update(User).where(User.id == user.id).values(totp_last_step=None))
     db.session.commit()
-    data = {"code": totp_code(user.totp_secret or TOTP_SECRET)}
+    from instruction.accounts import two_factor
+
+    data = {"code": totp_code(two_factor.secret_of(user) or TOTP_SECRET)}
     page = client.get("/connexion/code").get_data(as_text=True)
     if match := re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page):
         data["csrf_token"] = match.group(1)  # a client with CSRF protection on

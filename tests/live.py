@@ -45,7 +45,7 @@ import redis
 from instruction import PROJECT_ROOT
 from instruction.extensions import db
 from tests import factories
-from tests.conftest import prepared_app, sibling_database_url
+from tests.conftest import TOTP_ENCRYPTION_KEY, prepared_app, sibling_database_url
 from tests.test_e2e import CHROMIUM, CHROMIUM_ARGS
 from tests.test_notifications_delivery import SmtpSink, parts
 
@@ -155,6 +155,7 @@ def live_stack(name: str, tmp: Path, monkeypatch: pytest.MonkeyPatch,
 
     env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "JOURNEY_QUEUE": queue,
            "JOURNEY_CLOCK": spec, "SECRET_KEY": secrets.token_hex(32), "BASE_URL": base,
+           "TOTP_ENCRYPTION_KEYS": TOTP_ENCRYPTION_KEY,
            "INSTANCE_PATH": str(tmp / "instance"), "UPLOAD_FOLDER": str(uploads),
            "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(sink.port), "MAIL_FOLDER": "",
            "NOTIFICATION_RATE": "100/s", "NOTIFICATION_RETRY_DELAY": "1",

@@ -28,7 +28,7 @@ from sqlalchemy import text
 
 from instruction.extensions import db
 from tests import factories
-from tests.conftest import prepared_app, sibling_database_url
+from tests.conftest import TOTP_ENCRYPTION_KEY, prepared_app, sibling_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 GRANT = Decimal("1000.00")
@@ -96,6 +96,7 @@ def server(request, tmp_path_factory):
         db.session.remove()
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "race-secret", "INSTANCE_PATH": str(tmp),
+           "TOTP_ENCRYPTION_KEYS": TOTP_ENCRYPTION_KEY,
            "MAIL_FOLDER": str(tmp / "mail"), "UPLOAD_FOLDER": str(tmp / "uploads")}
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "--workers", "3", "--bind", f"127.0.0.1:{port}",

@@ -1,12 +1,15 @@
 """``instruction accounts create-admin``: the first administrator of a new deployment (the others
-are invited from the administration pages). Two-factor authentication is enrolled at first login."""
+are invited from the administration pages). Two-factor authentication is enrolled at first login.
+``instruction two-factor``: the keys that encrypt the TOTP secrets (docs/decisions.md)."""
 
 from __future__ import annotations
 
 import click
+from cryptography.fernet import Fernet
 from flask.cli import with_appcontext
 
 from instruction import clock
+from instruction.accounts import two_factor
 from instruction.accounts.services import AccountError, check_password, create_user
 from instruction.extensions import db
 
@@ -34,3 +37,29 @@ def create_admin_command(email: str, full_name: str, password: str) -> None:
     db.session.commit()
     click.echo(f"Administrateur créé : {user.email}. À sa première connexion, il active la double "
                "authentification.")
+
+
+@click.group("two-factor", help="Double authentification : clés de chiffrement des secrets TOTP.")
+def two_factor_cli() -> None:
+    pass
+
+
+@two_factor_cli.command("new-key")
+def new_key_command() -> None:
+    """Print a new key, to put first in TOTP_ENCRYPTION_KEYS (then run ``reencrypt``)."""
+    click.echo(Fernet.generate_key().decode("ascii"))
+
+
+@two_factor_cli.command("reencrypt")
+@with_appcontext
+def reencrypt_command() -> None:
+    """Encrypt the secrets still in clear and every other one with the first key; exit status 1
+    when some secret no key decrypts (its account must enrol again)."""
+    result = two_factor.reencrypt_all()
+    db.session.commit()
+    click.echo(f"{result.encrypted} secret(s) chiffré(s), {result.rotated} rechiffré(s) avec la première clé")
+    if result.unreadable:
+        click.echo("Indéchiffrables avec les clés configurées (comptes " + ", ".join(map(str, result.unreadable))
+                   + ") : remettez l'ancienne clé dans TOTP_ENCRYPTION_KEYS, ou faites réinscrire ces comptes.",
+                   err=True)
+        raise SystemExit(1)

@@ -47,9 +47,10 @@ class User(UserMixin, Base):
     # Part of the id kept in the session and in the remember cookie (``get_id``): raising it ends
     # every session and remember cookie of the account (logout, password change, deactivation).
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # Two-factor authentication (TOTP, RFC 6238) for staff: the shared secret (base32), when it was
-    # confirmed, and the last 30-second step accepted (a code is never accepted twice).
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # Two-factor authentication (TOTP, RFC 6238) for staff: the shared secret, encrypted (a Fernet
+    # token: two_factor.seal, never in clear), when it was confirmed, and the last 30-second step
+    # accepted (a code is never accepted twice).
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
     totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 

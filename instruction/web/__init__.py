@@ -9,7 +9,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.routing import IntegerConverter
 
-from instruction.errors import StorageUnavailable
+from instruction.errors import SecretKeyMismatch, StorageUnavailable
 from instruction.extensions import db
 from instruction.web.filters import register_filters
 
@@ -126,6 +126,14 @@ def register_web(app: Flask) -> None:
         app.logger.error("database unavailable: %s", error)
         return unavailable("Service momentanément indisponible",
                            "La base de données ne répond pas pour le moment (maintenance ou redémarrage).")
+
+    @app.errorhandler(SecretKeyMismatch)
+    def secret_key_mismatch(error):
+        app.logger.error("two-factor secrets unreadable: %s", error)
+        return unavailable("Double authentification momentanément indisponible",
+                           "Les codes de l'application d'authentification ne peuvent pas être vérifiés : "
+                           "la clé de chiffrement du serveur ne correspond pas. Connectez-vous avec un code "
+                           "de secours, ou prévenez l'administrateur.")
 
     @app.errorhandler(StorageUnavailable)
     def storage_unavailable(error):
