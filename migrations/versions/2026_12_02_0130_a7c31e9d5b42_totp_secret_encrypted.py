@@ -1,7 +1,7 @@
 """two-factor secrets encrypted at rest: room for a Fernet token
 
 Revision ID: a7c31e9d5b42
-Revises: f52d8486ede4
+Revises: 720fd12fbb71
 Create Date: 2026-12-02 01:30:00
 
 The secrets themselves are encrypted by the application, which has the key (a migration never
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'a7c31e9d5b42'
-down_revision = 'f52d8486ede4'
+down_revision = '720fd12fbb71'
 branch_labels = None
 depends_on = None
 
