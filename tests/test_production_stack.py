@@ -312,3 +312,39 @@ print("ok")
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+# --- docs/deploy.md names only what exists -------------------------------------------------------
+
+
+def deploy_doc_commands() -> list[list[str]]:
+    import re
+
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", text, flags=re.S)
+    return [shlex.split(line.split("#")[0]) for block in blocks for line in block.splitlines()
+            if line.split("#")[0].strip()]
+
+
+def test_the_commands_of_the_deployment_guide_exist(tmp_path):
+    services = set(compose()["services"])
+    run_services, cli_commands = set(), set()
+    for words in deploy_doc_commands():
+        if words[:2] == ["docker", "compose"] or (words[0].startswith("BACKUP=") and words[1:3] == ["docker", "compose"]):
+            words = words[words.index("compose") + 1:]
+            if "run" in words:
+                rest = [w for w in words[words.index("run") + 1:] if w != "--rm"]
+                run_services.add(rest[0])
+                if rest[1:2] == ["instruction"]:
+                    cli_commands.add(tuple(w for w in rest[2:4] if not w.startswith("-") and "@" not in w))
+    assert run_services == {"migrate", "backup", "restore"} and run_services <= services
+    assert cli_commands == {("territory", "import"), ("campaigns", "load"), ("accounts", "create-admin"),
+                            ("audit", "verify")}
+    for command in cli_commands:
+        done = subprocess.run([str(BIN / "instruction"), *command, "--help"], cwd=tmp_path,
+                              env=in_image_env(tmp_path), capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (command, done.stderr)
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    for path in ("deploy/backup.sh", "deploy/restore.sh", "deploy/Caddyfile", "deploy/.env.example",
+                 "tests/test_backup_restore.py", "worker/schedule.py", "bench/README.md", "docs/worker.md"):
+        assert path in text and (ROOT / path).exists(), path
