@@ -250,3 +250,32 @@ def test_the_dashboard_sums_are_the_exports_sums(client, session, world, args):
 def test_navigation_links_the_dashboard(client, session, world):
     factories.staff_logged_in(client, session)
     assert 'href="/tableau-de-bord">Tableau de bord</a>' in client.get("/instruction/").get_data(as_text=True)
+
+
+def test_the_queue_and_its_export_take_the_campaign(client, session, world):
+    """The filter the dashboard passes on to the queue and its exports: only the campaign's dossiers."""
+    factories.staff_logged_in(client, session)
+    page = client.get("/instruction/", query_string={"onglet": "tous", "campagne": "pair-2021"}).get_data(as_text=True)
+    assert world["d8"].reference in page
+    rows = list(csv.DictReader(io.StringIO(client.get(
+        "/instruction/export.csv", query_string={"onglet": "tous", "campagne": "pair-2021"}).get_data(as_text=True)[1:]),
+        delimiter=";"))
+    assert [r["Référence"] for r in rows] == [world["d8"].reference]
+    page = html_lib.unescape(client.get("/instruction/", query_string={"onglet": "tous", "campagne": "zzz"})
+                             .get_data(as_text=True))
+    assert "Campagne « zzz » inconnue : filtre ignoré." in page
+
+
+def test_processing_time_is_elapsed_hours_across_the_change_of_time(client, session, monkeypatch):
+    """Submitted on Saturday 24 October 2026 at 12:00 in Paris (10:00 UTC), granted on Monday 26 at
+    11:00 in Paris (10:00 UTC): the clocks went back one hour on the Sunday, 48 hours elapsed
+    (the Paris wall clocks differ by 47)."""
+    monkeypatch.setattr("instruction.clock.now", lambda: NOW)
+    submitted = datetime(2026, 10, 24, 10, 0, tzinfo=UTC)
+    d = factories.dossier("received", aid=2, collectivite=factories.epci("200000925"), now=submitted)
+    services.declare_eligible(d, factories.staff("instructor"), now=submitted)
+    services.grant(d, factories.staff("instructor"), now=datetime(2026, 10, 26, 10, 0, tzinfo=UTC))
+    session.commit()
+    factories.staff_logged_in(client, session)
+    processing = _rows(_get(client), "processing", "figure-row")
+    assert processing["median"]["median"] == "48,0 h (2,0 j)" and processing["decided"]["decided"] == "1"
