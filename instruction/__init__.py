@@ -22,6 +22,7 @@ def register_blueprints(app: Flask) -> None:
     from instruction.commission.views import bp as commission_bp
     from instruction.documents.views import bp as documents_bp
     from instruction.exports.views import bp as exports_bp
+    from instruction.legal.views import bp as legal_bp
     from instruction.notifications.views import bp as notifications_bp
     from instruction.portal.views import bp as portal_bp
     from instruction.teamwork.views import bp as teamwork_bp
@@ -32,7 +33,7 @@ def register_blueprints(app: Flask) -> None:
 
     for blueprint in (auth_bp, account_bp, main_bp, portal_bp, backoffice_bp, documents_bp, notifications_bp,
                       admin_bp, acts_bp, commission_bp, teamwork_bp, portal_thread_bp, labels_bp, health_bp,
-                      dashboard_bp, exports_bp):
+                      dashboard_bp, exports_bp, legal_bp):
         app.register_blueprint(blueprint)
 
 

@@ -154,6 +154,8 @@ def load_config(instance: Path, overrides: dict) -> dict:
         "EXPORT_INLINE_MAX_ROWS": int(os.environ.get("EXPORT_INLINE_MAX_ROWS", 5000)),
         "EXPORT_RETENTION_HOURS": int(os.environ.get("EXPORT_RETENTION_HOURS", 48)),
         "EXPORT_FOLDER": os.environ.get("EXPORT_FOLDER") or str(instance / "exports"),
+        # The date of the last accessibility audit, shown on the déclaration d'accessibilité.
+        "ACCESSIBILITY_AUDIT_DATE": os.environ.get("ACCESSIBILITY_AUDIT_DATE", "2026-12-02"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", False),

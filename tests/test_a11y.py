@@ -13,6 +13,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from instruction.extensions import db
+from instruction.teamwork import services as team
 from tests import factories
 from tests.a11y import AXE_PATH, assert_accessible, run_axe
 from tests.conftest import prepared_app, sibling_database_url
@@ -26,13 +27,32 @@ PHONE = {"width": 320, "height": 640}
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
+    """The app with a world to visit: an agent of Agencourt with a draft (one line, one invoice)
+    and a dossier under instruction with messages; an instructor; finance; an admin; a dossier of
+    the CC de la Plaine Dijonnaise granted (its history has several rows) and one received."""
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is not installed: run `make test` (or `make browser-deps`).")
     app = prepared_app(sibling_database_url("a11y"), tmp_path_factory.mktemp("a11y"), WTF_CSRF_ENABLED=True)
     with app.app_context():
-        agent = factories.user("applicant", collectivite=factories.commune("21001"),
-                               email="secretariat@agencourt.exemple.fr", full_name="Claire Martin")
-        world = {"agent": agent.email}
+        commune = factories.commune("21001")
+        agent = factories.user("applicant", collectivite=commune, email="secretariat@agencourt.exemple.fr",
+                               full_name="Claire Martin")
+        instructor = factories.user("instructor", full_name="Inès Moreau",
+                                    email="ines.moreau@bourgognefranchecomte.exemple.fr")
+        finance = factories.user("finance", full_name="Fabien Lefèvre",
+                                 email="fabien.lefevre@bourgognefranchecomte.exemple.fr")
+        admin = factories.user("admin", full_name="Anne Admin", email="anne.admin@bourgognefranchecomte.exemple.fr")
+        draft = factories.dossier("draft", aid=1, collectivite=commune)
+        draft.title = "Ordinateur du secrétariat de mairie"
+        asked = factories.dossier("incomplete", aid=1, collectivite=commune)
+        received = factories.dossier("received", aid=2)
+        granted = factories.dossier("granted", aid=2)
+        team.post_message(asked, agent, "Voici la facture signée, avec le devis du prestataire.", [], max_bytes=10_000_000,
+                          now=factories.NOW)
+        team.create_label(admin, "Prêt pour la commission", "success", now=factories.NOW)
+        world = {"agent": agent.email, "instructor": instructor.email, "finance": finance.email,
+                 "admin": admin.email, "draft": draft.id, "asked": asked.id, "received": received.id,
+                 "granted": granted.id, "epci": "200000925", "commune": commune.id}
         db.session.commit()
         db.session.remove()
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -110,3 +130,169 @@ def test_assert_accessible_passes_a_clean_page_and_ignores_minor_issues(page):
     page.set_content('<!doctype html><html lang="fr"><head><title>Essai</title></head><body>'
                      '<h1>Essai</h1><p>Texte lisible.</p></body></html>')
     assert_accessible(page, context="page propre")
+
+
+# --- every page of today's journeys ---------------------------------------------------------------
+
+
+def log_in(browser, base: str, email: str, *, second_factor: bool = False):
+    context = browser.new_context(viewport=DESKTOP, locale="fr-FR")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(f"{base}/connexion")
+    page.get_by_label("Adresse électronique").fill(email)
+    page.get_by_label("Mot de passe").fill(factories.PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    if second_factor:
+        page.get_by_label("Code").fill(factories.totp_code())
+        page.get_by_role("button", name="Valider").click()
+    page.wait_for_load_state()
+    return page
+
+
+# How far the page scrolls sideways, and the outermost elements that stick out of the viewport
+# (those inside a scrolling container of their own do not count).
+SIDEWAYS = """() => {
+    const width = document.documentElement.clientWidth;
+    const by = document.documentElement.scrollWidth - width;
+    const culprits = [];
+    if (by > 0) {
+        for (const el of document.body.querySelectorAll("*")) {
+            if (el.getBoundingClientRect().right <= width + 1) continue;
+            let inner = false;
+            for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+                const style = getComputedStyle(p);
+                if (["auto", "scroll", "hidden"].includes(style.overflowX) || p.getBoundingClientRect().right > width + 1) {
+                    inner = true; break;
+                }
+            }
+            if (!inner) culprits.push(el.tagName.toLowerCase() + (el.id ? "#" + el.id : "")
+                + (el.className && typeof el.className === "string" ? "." + el.className.trim().split(/\\s+/).join(".") : ""));
+        }
+    }
+    return {by, culprits: culprits.slice(0, 5)};
+}"""
+
+
+def check_both_widths(page, context: str, failures: list[str]) -> None:
+    """axe at desktop width then at 320 px (the same state: no reload), collecting failures."""
+    for name, size in (("bureau", DESKTOP), ("320 px", PHONE)):
+        page.set_viewport_size(size)
+        try:
+            assert_accessible(page, context=f"{context} ({name})")
+        except AssertionError as failure:
+            failures.append(str(failure))
+        if name == "320 px":
+            overflow = page.evaluate(SIDEWAYS)
+            if overflow["by"] > 0:
+                failures.append(f"{context} (320 px): the page scrolls sideways by {overflow['by']} px, "
+                                f"because of: {', '.join(overflow['culprits'])}")
+    page.set_viewport_size(DESKTOP)
+
+
+def visit(page, url: str, context: str, failures: list[str]) -> None:
+    response = page.goto(url)
+    assert response.status < 500, f"{context}: {response.status}"
+    check_both_widths(page, context, failures)
+
+
+def assert_summary_focused_and_linked(page) -> None:
+    """After a failed submit the error summary has the focus; its first link moves the focus to
+    the field it names."""
+    focused = page.evaluate("() => document.activeElement.hasAttribute('data-error-summary')")
+    assert focused, page.evaluate("() => document.activeElement.outerHTML.slice(0, 200)")
+    link = page.locator("[data-error-summary] a").first
+    target = link.get_attribute("href").removeprefix("#")
+    link.click()
+    assert page.evaluate("() => document.activeElement.id") == target
+    page.keyboard.press("Shift+Tab")  # the keyboard goes on from there (the focus is not stuck)
+
+
+def test_anonymous_pages(served, browser, monkeypatch):
+    monkeypatch.setattr("instruction.clock.now", lambda: factories.NOW)
+    base, failures = served["base"], []
+    page = browser.new_context(viewport=DESKTOP, locale="fr-FR").new_page()
+    visit(page, f"{base}/connexion", "connexion", failures)
+    page.get_by_label("Adresse électronique").fill(served["agent"])
+    page.get_by_label("Mot de passe").fill("pas le bon mot de passe")
+    page.get_by_role("button", name="Se connecter").click()
+    check_both_widths(page, "connexion, erreur affichée", failures)
+    visit(page, f"{base}/inscription", "inscription", failures)
+    visit(page, f"{base}/inscription?q=Agencourt", "inscription, recherche", failures)
+    visit(page, f"{base}/inscription?collectivite={served['commune']}", "inscription, collectivité choisie", failures)
+    page.get_by_role("button", name="Créer mon compte").click()
+    check_both_widths(page, "inscription, erreurs affichées", failures)
+    assert_summary_focused_and_linked(page)
+    visit(page, f"{base}/mot-de-passe-oublie", "mot de passe oublié", failures)
+    visit(page, f"{base}/page-qui-n-existe-pas", "page introuvable", failures)
+    visit(page, f"{base}/mentions-legales", "mentions légales", failures)
+    visit(page, f"{base}/donnees-personnelles", "données personnelles", failures)
+    visit(page, f"{base}/accessibilite", "déclaration d'accessibilité", failures)
+    assert not failures, "\n\n".join(failures)
+
+
+def test_portal_pages(served, browser, monkeypatch):
+    monkeypatch.setattr("instruction.clock.now", lambda: factories.NOW)
+    base, failures = served["base"], []
+    page = log_in(browser, base, served["agent"])
+    visit(page, f"{base}/portail/", "portail, mes dossiers", failures)
+    visit(page, f"{base}/portail/dossiers/{served['draft']}", "portail, brouillon", failures)
+    page.get_by_role("button", name="Enregistrer la dépense").click()
+    check_both_widths(page, "portail, dépense en erreur", failures)
+    assert_summary_focused_and_linked(page)
+    visit(page, f"{base}/portail/dossiers/{served['asked']}", "portail, compléments demandés, messages", failures)
+    page.get_by_role("button", name="Envoyer le message").click()
+    check_both_widths(page, "portail, message vide refusé", failures)
+    visit(page, f"{base}/notifications/", "notifications du demandeur", failures)
+    visit(page, f"{base}/compte/", "mon compte", failures)
+    assert not failures, "\n\n".join(failures)
+
+
+def test_backoffice_pages(served, browser, monkeypatch):
+    monkeypatch.setattr("instruction.clock.now", lambda: factories.NOW)
+    base, failures = served["base"], []
+    page = log_in(browser, base, served["instructor"])
+    visit(page, f"{base}/", "accueil instructeur", failures)
+    visit(page, f"{base}/instruction/", "file des dossiers", failures)
+    visit(page, f"{base}/instruction/?etat=received", "file des dossiers filtrée", failures)
+    visit(page, f"{base}/instruction/dossiers/{served['granted']}", "dossier attribué, historique", failures)
+    visit(page, f"{base}/instruction/dossiers/{served['received']}", "dossier reçu", failures)
+    page.locator('form[data-action="refuse"]').get_by_role("button").click()
+    check_both_widths(page, "dossier reçu, refus sans motif", failures)
+    assert_summary_focused_and_linked(page)
+    visit(page, f"{base}/instruction/epci/{served['epci']}", "enveloppes de l'EPCI", failures)
+    visit(page, f"{base}/instruction/commission/", "commission permanente", failures)
+    visit(page, f"{base}/instruction/preferences", "préférences", failures)
+    visit(page, f"{base}/notifications/", "notifications de l'instructeur", failures)
+    finance = log_in(browser, base, served["finance"])
+    visit(finance, f"{base}/", "accueil finances", failures)
+    visit(finance, f"{base}/instruction/dossiers/{served['granted']}", "dossier attribué, versement", failures)
+    payment = finance.locator('form[data-action="record_payment"]')
+    payment.locator("summary").click()
+    payment.get_by_role("button", name="Confirmer le versement").click()
+    check_both_widths(finance, "versement en erreur", failures)
+    assert not failures, "\n\n".join(failures)
+
+
+def test_admin_pages(served, browser, monkeypatch):
+    monkeypatch.setattr("instruction.clock.now", lambda: factories.NOW)
+    base, failures = served["base"], []
+    page = log_in(browser, base, served["admin"], second_factor=True)
+    for path, context in (("/administration/", "administration"), ("/administration/comptes", "comptes"),
+                          ("/administration/personnes", "personnes"), ("/administration/territoire", "territoire"),
+                          (f"/administration/territoire/{served['commune']}", "collectivité"),
+                          ("/administration/campagnes", "campagnes"), ("/administration/identite", "identité"),
+                          ("/administration/journal", "journal"), ("/administration/etiquettes/", "étiquettes"),
+                          ("/administration/territoire/sivos/nouveau", "nouveau SIVOS")):
+        visit(page, base + path, context, failures)
+    visit(page, f"{base}/administration/personnes", "personnes", failures)
+    page.get_by_role("button", name="Envoyer l'invitation").click()
+    check_both_widths(page, "invitation en erreur", failures)
+    visit(page, f"{base}/administration/territoire/sivos/nouveau", "nouveau SIVOS", failures)
+    page.locator("main form[method=post] [type=submit]").last.click()
+    check_both_widths(page, "nouveau SIVOS en erreur", failures)
+    visit(page, f"{base}/administration/identite", "identité", failures)
+    page.get_by_label("Adresse électronique").fill("")
+    page.locator("main form[method=post] [type=submit]").last.click()
+    check_both_widths(page, "identité en erreur", failures)
+    assert not failures, "\n\n".join(failures)

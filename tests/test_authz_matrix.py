@@ -97,6 +97,10 @@ EXPECTED: dict[str, Row] = {
     "GET health.status":                Row(*_everyone(200)),
 
     # --- accounts
+    # The legal pages: public, for everyone, signed in or not.
+    "GET legal.legal_notice":           Row(*_everyone(200)),
+    "GET legal.privacy_notice":         Row(*_everyone(200)),
+    "GET legal.accessibility_statement": Row(*_everyone(200)),
     "GET auth.login":                   PUBLIC_PAGE,
     "POST auth.login":                  Row(401,      302,        302,        302,       302,    302,
                                             data={"email": "inconnu@exemple.fr", "password": "pas le bon"}),

@@ -272,6 +272,8 @@ def _render_dossier(dossier_id: int, *, error: str | None = None, status: int = 
         and TRANSITIONS["assign"].allows_role(ctx),
         take_form=ActionForm(formdata=None), per_page=queries.PER_PAGE,
         confirmation=confirmation, cancel_forms=cancel_forms,
+        submitted_action=submitted[0] if submitted else None, submitted_form=submitted[1] if submitted else None,
+        submitted_payment_id=getattr(submitted[1], "payment_id", None) if submitted else None,
         STATE_LABELS=STATE_LABELS,  # also rendered by the teamwork blueprint's routes
         **staff_dossier_context(dossier, _actor(), team_forms),
     ), status
