@@ -87,3 +87,15 @@ def assert_accessible(page: Any, context: str = "") -> None:
         raise AssertionError(
             f"{where}{results['url']}: {len(blocking)} serious/critical accessibility "
             f"violation(s) (axe-core, WCAG 2.1 AA):\n{describe(blocking)}")
+
+
+def confirm_step(page: Any, testid: str, confirm: str) -> None:
+    """Go through a confirmation step (templates/_forms.html ``confirm_step``, the back office's
+    grant and payment): open it unless it is open already (it stays open after a refusal), then
+    click its confirm button. E.g. ``confirm_step(page, "submit-step", "Confirmer le dépôt")``,
+    ``confirm_step(page, "grant-step", "Confirmer l'attribution")``,
+    ``confirm_step(page, "payment-step", "Confirmer le versement")``."""
+    details = page.get_by_test_id(testid)
+    if details.get_attribute("open") is None:
+        details.locator("summary").click()
+    details.get_by_role("button", name=confirm).click()

@@ -17,6 +17,7 @@ from werkzeug.serving import make_server
 from instruction import PROJECT_ROOT
 from instruction.extensions import db
 from tests import factories
+from tests.a11y import confirm_step
 from tests.conftest import prepared_app, sibling_database_url
 
 pytestmark = pytest.mark.browser
@@ -107,8 +108,7 @@ def test_an_agent_submits_a_dossier(served, browser_page, tmp_path):
     expect(page.get_by_test_id("ready")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "portal-draft.png"), full_page=True)
 
-    page.get_by_test_id("submit-step").get_by_text("Déposer le dossier").click()  # a confirmation step
-    page.get_by_role("button", name="Confirmer le dépôt").click()
+    confirm_step(page, "submit-step", "Confirmer le dépôt")
     expect(page.get_by_test_id("state")).to_have_text("Reçu")
     expect(page.get_by_text("Votre dossier est déposé")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "portal-submitted.png"), full_page=True)
@@ -132,8 +132,7 @@ def test_an_instructor_declares_eligible_and_grants(served, browser_page):
 
     amount = page.get_by_label("Montant attribué (€ HT)")
     expect(amount).to_have_value("4000,00")
-    page.get_by_test_id("grant-step").get_by_text("Attribuer la subvention").click()  # a confirmation step
-    page.get_by_role("button", name="Confirmer l'attribution").click()
+    confirm_step(page, "grant-step", "Confirmer l'attribution")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Attribué")
     envelope = page.locator("section", has=page.get_by_role("heading", name="Enveloppe"))
     expect(envelope).to_contain_text("26\u00a0000,00\u00a0€")  # 30,000 − 4,000 left

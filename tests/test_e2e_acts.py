@@ -14,6 +14,7 @@ from instruction.dossiers import services
 from instruction.dossiers.models import Dossier
 from instruction.extensions import db
 from tests import factories
+from tests.a11y import confirm_step
 from tests.conftest import prepared_app, sibling_database_url
 from tests.test_e2e import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
@@ -67,8 +68,7 @@ def test_an_applicant_downloads_the_acknowledgment_then_the_grant_letter(served,
             page.get_by_label("Mot de passe").fill(factories.PASSWORD)
             page.get_by_role("button", name="Se connecter").click()
             page.goto(f"{base}/portail/dossiers/{served['dossier']}")
-            page.get_by_test_id("submit-step").get_by_text("Déposer le dossier").click()  # a confirmation step
-            page.get_by_role("button", name="Confirmer le dépôt").click()
+            confirm_step(page, "submit-step", "Confirmer le dépôt")
             expect(page.get_by_test_id("state")).to_have_text("Reçu")
             expect(page.get_by_test_id("implicit-decision")).to_contain_text("28 janvier 2027")
             with page.expect_download() as download:

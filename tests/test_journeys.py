@@ -19,6 +19,7 @@ import re
 import pytest
 
 from tests import factories
+from tests.a11y import confirm_step
 from tests.live import downloaded as download_of
 from tests.live import journey, live_stack, pdf_text
 
@@ -162,7 +163,7 @@ def test_a_small_commune_from_registration_to_its_grant_letter(small_commune, re
             j.check("agent", "portail — brouillon prêt à déposer")
 
         with j.step("she submits and downloads the acknowledgment", "agent"):
-            agent.get_by_role("button", name="Déposer le dossier").click()
+            confirm_step(agent, "submit-step", "Confirmer le dépôt")
             expect(agent.get_by_test_id("state")).to_have_text("Reçu")
             reference = re.search(r"DEMO-A1-\d{6}", agent.content()).group(0)
             # Received 28 November 2026: without a decision, rejected two months later.
@@ -216,7 +217,7 @@ def test_a_small_commune_from_registration_to_its_grant_letter(small_commune, re
             expect(instructor.get_by_role("heading", level=1)).to_contain_text("Éligible")
             expect(instructor.get_by_label("Montant attribué (€ HT)")).to_have_value("1450,00")
             j.check("instructor", "instruction — dossier éligible")
-            instructor.get_by_role("button", name="Attribuer la subvention").click()
+            confirm_step(instructor, "grant-step", "Confirmer l'attribution")
             expect(instructor.get_by_role("heading", level=1)).to_contain_text("Attribué")
             expect(instructor.get_by_test_id("envelope")).to_contain_text(euros("1 050,00 €"))  # 2,500 − 1,450
             j.check("instructor", "instruction — subvention attribuée")
@@ -316,7 +317,7 @@ def test_an_epci_and_two_of_its_communes_apply_for_aid_4_and_the_third_grant_mee
                 expect(page.get_by_test_id("estimation").locator("[data-estimation-amount]")).to_have_text(
                     euros(computed))
                 j.check(who, f"portail — brouillon prêt ({name})")
-                page.get_by_role("button", name="Déposer le dossier").click()
+                confirm_step(page, "submit-step", "Confirmer le dépôt")
                 expect(page.get_by_test_id("state")).to_have_text("Reçu")
                 references[who] = re.search(r"DEMO-A4-\d{6}", page.content()).group(0)
 
@@ -334,7 +335,7 @@ def test_an_epci_and_two_of_its_communes_apply_for_aid_4_and_the_third_grant_mee
             with j.step(f"the instructor grants {who}'s dossier in full", "instructor"):
                 open_dossier(who)
                 expect(instructor.get_by_label("Montant attribué (€ HT)")).to_have_value(granted)
-                instructor.get_by_role("button", name="Attribuer la subvention").click()
+                confirm_step(instructor, "grant-step", "Confirmer l'attribution")
                 expect(instructor.get_by_role("heading", level=1)).to_contain_text("Attribué")
                 expect(instructor.get_by_test_id("envelope")).to_contain_text(euros(left))
 
@@ -347,13 +348,13 @@ def test_an_epci_and_two_of_its_communes_apply_for_aid_4_and_the_third_grant_mee
             expect(amount).to_have_value("4000,00")
             j.check("instructor", "instruction — dossier éligible, montant plafonné")
             amount.fill("10000,00")  # what 40 % would give without the cap: refused
-            instructor.get_by_role("button", name="Attribuer la subvention").click()
+            confirm_step(instructor, "grant-step", "Confirmer l'attribution")
             expect(instructor.get_by_role("heading", level=1)).to_contain_text("Éligible")
             expect(instructor.get_by_test_id("action-error")).to_contain_text(euros(
                 "Le montant attribué (10 000,00 €) ne peut pas dépasser le montant calculé (4 000,00 €)"))
             j.check("instructor", "instruction — montant au-dessus du plafond refusé")
             instructor.get_by_label("Montant attribué (€ HT)").fill("4000,00")
-            instructor.get_by_role("button", name="Attribuer la subvention").click()
+            confirm_step(instructor, "grant-step", "Confirmer l'attribution")
             expect(instructor.get_by_role("heading", level=1)).to_contain_text("Attribué")
             expect(instructor.get_by_test_id("envelope")).to_contain_text(euros("0,00 €"))
             j.check("instructor", "instruction — enveloppe épuisée")
