@@ -19,6 +19,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from instruction import clock
+from instruction.accounts.models import User
 from instruction.accounts.services import create_user, find_user_by_email
 from instruction.campaigns.models import Campaign
 from instruction.documents import services as documents
@@ -43,7 +44,9 @@ DEMO_ACCOUNTS = [
     ("admin@region.exemple.fr", "Nadia Roux (administratrice)", "admin", None),
 ]
 # (applicant index, aid, title, lines as (category, label, amount HT, pack, months), target state)
-DEMO_DOSSIERS = [
+# (applicant, aid, title, lines (category, label, amount, pack, months), state to reach)
+DemoLine = tuple[str, str, str, int | None, int | None]
+DEMO_DOSSIERS: list[tuple[int, int, str, list[DemoLine], str]] = [
     (0, 1, "Logiciel de gestion du cimetière", [("logiciel", "Logiciel cimetière", "450.00", 2, None)], "paid"),
     (0, 1, "Renouvellement du poste de la mairie", [
         ("equipement", "Ordinateur portable et écran", "1180.00", 1, None),
@@ -57,7 +60,7 @@ DEMO_DOSSIERS = [
         ("equipement", "Écrans numériques interactifs", "21600.00", None, None)], "eligible"),
     (1, 5, "Gestion de la relation usager", [("logiciel", "Outil de gestion des demandes", "12500.00", None, None)], "incomplete"),
 ]
-def advance(dossier: Dossier, state: str, *, applicant, instructor, finance, now,
+def advance(dossier: Dossier, state: str, *, applicant: User, instructor: User, finance: User, now: datetime,
             grant_amount: Decimal | None = None, reason: str = "Motif de démonstration") -> None:
     """Bring a draft to ``state`` through the services (the table's shortest path), each verb by
     the first role of the table that may take it among the applicant, an instructor, finance
@@ -67,13 +70,16 @@ def advance(dossier: Dossier, state: str, *, applicant, instructor, finance, now
         actor = next((user for role, user in (("applicant", applicant), ("instructor", instructor),
                                               ("finance", finance)) if role in roles), None)
         if verb == "grant":
+            assert actor is not None  # an instructor
             services.grant(dossier, actor, grant_amount, now=now)
         elif verb == "record_final_payment":
+            assert actor is not None and dossier.granted_amount is not None  # finance, after the grant
             services.record_payment(dossier, actor, amount=dossier.granted_amount, paid_on=paris_date(now),
                                     reference="MANDAT-DEMO-1", final=True, now=now)
         elif verb == "expire":  # only once the deadline has passed
             services.expire(dossier, actor, now=max(now, dossier.campaign.deadline_at))
         elif verb == "request_documents":
+            assert actor is not None  # an instructor
             services.request_documents(dossier, actor, "Merci de joindre la facture signée.", now=now)
         elif TRANSITIONS[verb].needs_reason:
             getattr(services, verb)(dossier, actor, reason, now=now)
@@ -150,15 +156,21 @@ def demo_window(now: datetime) -> tuple[datetime, datetime]:
             _paris_midnight(today + DEMO_OPEN_AFTER + timedelta(days=1)))
 
 
+def _demo_account(email: str) -> User:
+    user = find_user_by_email(email)
+    assert user is not None, f"no demo account {email}"  # the accounts are created first
+    return user
+
+
 def _demo_dossiers(campaign: Campaign, now: datetime) -> None:
     campaign.opens_at, campaign.deadline_at = demo_window(now)
     campaign.dates_set_by_admin = True  # the demo's dates are its own: `campaigns load` keeps them
     db.session.flush()
-    applicants = [find_user_by_email(account[0]) for account in DEMO_ACCOUNTS[:2]]
-    instructor, finance = (find_user_by_email(DEMO_ACCOUNTS[i][0]) for i in (2, 3))
+    applicants = [_demo_account(account[0]) for account in DEMO_ACCOUNTS[:2]]
+    instructor, finance = (_demo_account(DEMO_ACCOUNTS[i][0]) for i in (2, 3))
     for who, aid, title, lines, state in DEMO_DOSSIERS:
         author = applicants[who]
-        dossier = services.create_draft(campaign=campaign, aid_number=aid, collectivite=author.collectivite,
+        dossier = services.create_draft(campaign=campaign, aid_number=aid, collectivite=author.applicant_collectivite,
                                         author=author, title=title, now=now)
         for category, label, amount, pack, months in lines:
             line = services.add_line(dossier, category=category, label=label, amount_ht=Decimal(amount),

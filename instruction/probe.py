@@ -49,9 +49,10 @@ def main(argv: list[str]) -> int:
         print("usage: python -m instruction.probe web [URL] | beat [SCHEDULE] [MAX_AGE]", file=sys.stderr)
         return 2
     if argv[0] == "web":
-        problem = probe_web(*argv[1:2])
+        problem = probe_web(argv[1] if len(argv) > 1 else DEFAULT_URL)
     else:
-        problem = probe_beat(*argv[1:2], *(float(a) for a in argv[2:3]))
+        problem = probe_beat(argv[1] if len(argv) > 1 else DEFAULT_SCHEDULE,
+                             float(argv[2]) if len(argv) > 2 else DEFAULT_MAX_AGE)
     if problem:
         print(f"unhealthy: {problem}", file=sys.stderr)
         return 1

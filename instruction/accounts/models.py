@@ -57,6 +57,13 @@ class User(UserMixin, Base):
     collectivite: Mapped[Collectivite | None] = relationship()
     approved_by: Mapped[User | None] = relationship(remote_side=[id], foreign_keys=[approved_by_id])
 
+    @property
+    def applicant_collectivite(self) -> Collectivite:
+        """An applicant's collectivité (every applicant has one, CHECK applicant_has_collectivite;
+        a staff account has none)."""
+        assert self.collectivite is not None, f"{self.role} account {self.id} has no collectivité"
+        return self.collectivite
+
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
 

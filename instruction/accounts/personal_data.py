@@ -40,7 +40,7 @@ def _instant(value: datetime | None) -> str | None:
 def export(user: User, *, now: datetime) -> dict:
     """Everything the application holds on ``user``, as plain JSON-ready data (French keys)."""
     collectivite = user.collectivite
-    dossier_ref = {d.id: d.reference for d in db.session.scalars(select(Dossier).where(
+    dossier_ref: dict[int | None, str | None] = {d.id: d.reference for d in db.session.scalars(select(Dossier).where(
         or_(Dossier.id.in_(select(AuditEvent.dossier_id).where(AuditEvent.actor_id == user.id)),
             Dossier.id.in_(select(DossierMessage.dossier_id).where(DossierMessage.author_id == user.id)),
             Dossier.id.in_(select(Document.dossier_id).where(Document.uploaded_by_id == user.id)),

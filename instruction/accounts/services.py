@@ -173,8 +173,8 @@ def _external_url(endpoint: str, **values) -> str:
 def _next_key(user: User, purpose: str) -> str:
     """``account:<id>:<purpose>:<n>``: one outbox row per e-mail actually requested."""
     prefix = f"account:{user.id}:{purpose}:"
-    sent = db.session.scalar(select(func.count()).select_from(OutboxMessage)
-                             .where(OutboxMessage.key.startswith(prefix, autoescape=True)))
+    sent = db.session.execute(select(func.count()).select_from(OutboxMessage)
+                              .where(OutboxMessage.key.startswith(prefix, autoescape=True))).scalar_one()
     return f"{prefix}{sent + 1}"
 
 
@@ -330,6 +330,7 @@ def approved_agents_of(collectivite_ids) -> dict[int, list[User]]:
     if ids:
         for user in db.session.scalars(select(User).where(_approved_agent_condition(),
                                                           User.collectivite_id.in_(ids)).order_by(User.id)):
+            assert user.collectivite_id is not None  # one of ids
             agents.setdefault(user.collectivite_id, []).append(user)
     return agents
 
@@ -343,7 +344,8 @@ def approved_agents_count(collectivite_ids) -> dict[int, int]:
         select(User.collectivite_id, func.count(User.id))
         .where(_approved_agent_condition(), User.collectivite_id.in_(ids))
         .group_by(User.collectivite_id))
-    return {collectivite_id: n for collectivite_id, n in rows}
+    return {collectivite_id: n for collectivite_id, n in rows
+            if collectivite_id is not None}  # always: one of ids
 
 
 def may_decide(approver: User | None, user: User) -> bool:
@@ -382,7 +384,7 @@ def _refused_by(approver: User) -> str:
 
 
 def _collectivite_context(user: User) -> dict:
-    collectivite = user.collectivite
+    collectivite = user.applicant_collectivite
     return {"collectivite": collectivite.name, "collectivite_kind": collectivite.kind_label,
             "collectivite_code_label": "code INSEE" if collectivite.kind == "commune" else "SIREN",
             "collectivite_code": collectivite.code}
@@ -400,7 +402,7 @@ def notify_pending(user: User) -> None:
     notifications.queue("account_pending", key=f"account:{user.id}:pending:region", recipients=admins,
                         context={**context, "audience": "region",
                                  "url": _external_url("admin.accounts")})
-    agents = db.session.scalars(approved_agents_query(user.collectivite_id)).all()
+    agents = db.session.scalars(approved_agents_query(user.applicant_collectivite.id)).all()
     notifications.queue("account_pending", key=f"account:{user.id}:pending:collectivite",
                         recipients=[agent for agent in agents if agent.id != user.id],
                         context={**context, "audience": "collectivite",

@@ -3,7 +3,18 @@ new accounts by the agents of their collectivité (the admins' page is ``instruc
 
 from urllib.parse import urljoin, urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.blueprints import BlueprintSetupState
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 
@@ -37,7 +48,12 @@ from instruction.web.actions import attempt, perform
 from instruction.web.numbers import bounded_int
 
 bp = Blueprint("auth", __name__)
-bp.record_once(lambda state: init_limiter(state.app))
+
+
+@bp.record_once
+def _limit(state: BlueprintSetupState) -> None:
+    assert isinstance(state.app, Flask)  # the stubs type it as Flask's base class
+    init_limiter(state.app)
 
 
 def parse_session_id(value: str) -> tuple[int, int] | None:
@@ -205,9 +221,10 @@ def confirm(token: str):
         return render_template("auth/message.html", title="Lien de confirmation", message=outcome.error.message,
                                category="danger", resend=True, resend_form=EmailForm(formdata=None)), 400
     user = outcome.value
+    assert user is not None  # no refusal: confirm_email returned the account
     if user.role == "applicant" and user.approved_at is None:
         flash(f"Votre adresse {user.email} est confirmée. Votre compte doit encore être validé par la "
-              f"Région, ou par un agent de votre collectivité ({user.collectivite.name}) dont le compte est déjà validé : "
+              f"Région, ou par un agent de votre collectivité ({user.applicant_collectivite.name}) dont le compte est déjà validé : "
               "vous recevrez un message dès que ce sera fait, et pourrez alors vous connecter.", "success")
     else:
         flash(f"Votre adresse {user.email} est confirmée : vous pouvez vous connecter.", "success")
@@ -254,8 +271,8 @@ def forgot_password():
 def reset_password(token: str):
     try:
         user = services.user_for_reset(token)
-    except AccountError as error:
-        return render_template("auth/message.html", title="Lien de réinitialisation", message=str(error),
+    except AccountError as refused:
+        return render_template("auth/message.html", title="Lien de réinitialisation", message=str(refused),
                                category="danger", forgot=True), 400
     form = ResetPasswordForm(account_email=user.email)
     if form.validate_on_submit():
@@ -273,8 +290,8 @@ def accept_invitation(token: str):
     """An invited person (staff, or an agent attached by an admin) chooses a password."""
     try:
         user = services.user_for_invitation(token)
-    except AccountError as error:
-        return render_template("auth/message.html", title="Invitation", message=str(error),
+    except AccountError as refused:
+        return render_template("auth/message.html", title="Invitation", message=str(refused),
                                category="danger", forgot=True), 400
     form = ResetPasswordForm(account_email=user.email)
     form.submit.label.text = "Enregistrer mon mot de passe"

@@ -95,7 +95,7 @@ def edit_sivos(collectivite_id: int):
         abort(404)
     if request.method == "GET":
         form = SivosForm(formdata=None, name=sivos.name, siren=sivos.siren, epci=sivos.epci.siren if sivos.epci else "",
-                         communes=" ".join(sorted(c.insee for c in sivos.members)))
+                         communes=" ".join(sorted(c.code for c in sivos.members)))
         return _sivos_form_page(form, sivos)
     form = SivosForm()
     if not form.validate_on_submit():
@@ -168,7 +168,7 @@ def detach_agent(user_id: int):
         abort(400)
     back = url_for("admin.collectivite", collectivite_id=user.collectivite_id)
     error = perform(people.detach_agent, current_user, user, now=clock.now())
-    return _answer(error, back, f"{user.full_name} n'a plus accès aux dossiers de {user.collectivite.name} "
+    return _answer(error, back, f"{user.full_name} n'a plus accès aux dossiers de {user.applicant_collectivite.name} "
                                 "(compte désactivé, historique conservé).")
 
 
@@ -202,8 +202,8 @@ def territory_apply():
         abort(400)
     try:
         content = operations.stored_upload(_uploads(), request.form.get("digest", ""))
-    except territory.TerritoryError as error:
-        return _territory_page(status=400, problems=[str(error)])
+    except territory.TerritoryError as refused:
+        return _territory_page(status=400, problems=[str(refused)])
     reports: list = []
     error = perform(lambda: reports.append(operations.refresh_territory(current_user, content, now=clock.now())))
     if error is not None:

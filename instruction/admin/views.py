@@ -102,7 +102,7 @@ def approve(user_id: int):
     error = decide(_audited(services.approve_account, "approve_account"), user)
     if error is not None:
         return decision_answer(error, _back())
-    flash(f"Le compte de {user.full_name} ({user.email}, {user.collectivite.name}) est validé : "
+    flash(f"Le compte de {user.full_name} ({user.email}, {user.applicant_collectivite.name}) est validé : "
           "un message l'en informe.", "success")
     return redirect(_back())
 

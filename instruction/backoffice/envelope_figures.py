@@ -165,7 +165,7 @@ def for_epci(epci: Epci, campaign: Campaign, now: datetime) -> list[AidEnvelopes
         Envelope.campaign_id == campaign.id,
         Envelope.scope.in_([*set(epci_scopes.values()), *commune_scopes])))}
 
-    by_scope: dict[tuple[int, str], list[Dossier]] = {}
+    by_scope: dict[tuple[int, str | None], list[Dossier]] = {}
     for dossier in recent:
         by_scope.setdefault((dossier.aid_number, dossier.cap_scope), []).append(dossier)
 
@@ -232,4 +232,4 @@ def counting_dossiers(epci: Epci, campaign: Campaign, batch: int = 1000) -> Iter
         .order_by(Dossier.aid_number, Dossier.cap_scope, Dossier.submitted_at.desc(), Dossier.id.desc())
         .execution_options(yield_per=batch))
     for row in db.session.execute(statement):
-        yield CountingDossier(*row)
+        yield CountingDossier._make(row)  # the columns in field order (scope, reference: set)

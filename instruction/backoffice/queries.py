@@ -20,6 +20,7 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     Select,
+    SQLColumnExpression,
     and_,
     case,
     exists,
@@ -85,7 +86,7 @@ LEFT_TO_PAY = case((Dossier.state.in_(tuple(s for s in CONSUMING_STATES if s not
                     Dossier.granted_amount - func.coalesce(Dossier.paid_amount, 0)), else_=0)
 _STATE_ORDER = case({state: index for index, state in enumerate(STATES)}, value=Dossier.state)
 # Sort key in the URL -> (column header, SQL expression). Whitelisted: nothing else is accepted.
-SORTS: dict[str, tuple[str, object]] = {
+SORTS: dict[str, tuple[str, SQLColumnExpression[Any]]] = {
     "reference": ("Référence", Dossier.reference),
     "demandeur": ("Demandeur", Collectivite.name),
     "aide": ("Aide", Dossier.aid_number),
@@ -127,7 +128,7 @@ class FilterOptions:
 
     aids: dict[int, str]
     departements: list[tuple[str, str]]  # (code, name)
-    epcis: list[tuple[int, str, str]]  # (id, SIREN, name)
+    epcis: list[tuple[int, str | None, str]]  # (id, SIREN (an EPCI always has one), name)
     instructors: list[tuple[int, str]]  # (id, full name)
     labels: list[tuple[int, str, str]] = field(default_factory=list)  # (id, name, colour)
     campaigns: list[tuple[int, str, str]] = field(default_factory=list)  # (id, code, title), latest first
@@ -154,9 +155,8 @@ class FilterOptions:
             .where(User.role.in_(ASSIGNABLE_ROLES), User.active.is_(True))
             .order_by(User.full_name)).all()
         labels = db.session.execute(select(Label.id, Label.name, Label.colour).order_by(Label.name)).all()
-        return cls(aids=aids, departements=[tuple(r) for r in departements],
-                   epcis=[tuple(r) for r in epcis], instructors=[tuple(r) for r in instructors],
-                   labels=[tuple(r) for r in labels], campaigns=list(campaigns.values()))
+        return cls(aids=aids, departements=list(departements), epcis=list(epcis),
+                   instructors=list(instructors), labels=list(labels), campaigns=list(campaigns.values()))
 
     def epci_id(self, siren: str) -> int | None:
         return next((id_ for id_, code, _ in self.epcis if code == siren), None)
@@ -358,7 +358,7 @@ def _in_subquery_postgresql(element, compiler, **kw):
 
 def filter_conditions(f: QueueFilters) -> list:
     """Every condition but the tab's (the tab counts apply them all)."""
-    conditions = [Dossier.state.in_(VISIBLE_STATES)]
+    conditions: list[ColumnElement[bool]] = [Dossier.state.in_(VISIBLE_STATES)]
     if f.state:
         conditions.append(Dossier.state == f.state)
     if f.campaign_id:

@@ -6,6 +6,8 @@ queries live in ``queries`` and ``envelope_figures``. Staff only: an applicant g
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import (
     Blueprint,
     Response,
@@ -60,7 +62,8 @@ from instruction.teamwork.presenters import change_summary, staff_dossier_contex
 from instruction.territory.models import Collectivite, Epci, Sivos
 from instruction.web.actions import perform
 
-bp = Blueprint("backoffice", __name__, url_prefix="/instruction")
+URL_PREFIX = "/instruction"
+bp = Blueprint("backoffice", __name__, url_prefix=URL_PREFIX)
 
 MAX_ID = 2**31 - 1
 FORBIDDEN = "Votre rôle ne permet pas cette action sur le dossier."
@@ -215,7 +218,7 @@ def _load(dossier_id: int, *, for_page: bool = True) -> Dossier:
     return dossier
 
 
-def _nav_args() -> dict[str, str]:
+def _nav_args() -> dict[str, Any]:  # str values; Any to be url_for's **values
     """The queue's parameters the dossier page was opened with (kept on every link and form)."""
     return {k: v for k, v in request.args.items() if k in _QUEUE_PARAMS}
 
@@ -314,10 +317,12 @@ def _success_message(action: str, dossier: Dossier, form: FlaskForm) -> str:
     if action == "assign":
         return f"Vous prenez en charge le dossier {dossier.reference}."
     if action == "grant":
+        assert dossier.granted_amount is not None  # granted just now
         return f"Subvention de {format_euros(dossier.granted_amount)} attribuée au dossier {dossier.reference}."
     if action in PAYMENT_ACTIONS:
         message = f"Versement de {format_euros(form.amount.data)} enregistré."
         if dossier.state == "paid":
+            assert dossier.paid_amount is not None  # CHECK paid_has_amount
             message += f" Le dossier est soldé : {format_euros(dossier.paid_amount)} versés au total."
         return message
     messages = {
@@ -334,7 +339,7 @@ def _success_message(action: str, dossier: Dossier, form: FlaskForm) -> str:
 
 def _safe_return(target: str | None) -> str | None:
     """Only a back-office path is followed after an action (never another site)."""
-    if target and target.startswith(bp.url_prefix + "/") and "//" not in target and "\\" not in target:
+    if target and target.startswith(URL_PREFIX + "/") and "//" not in target and "\\" not in target:
         return target
     return None
 

@@ -43,7 +43,7 @@ def purge_closed_dossier_files(now: datetime, *, retention_days: int) -> str:
                                                       closed_at() < cutoff).order_by(Dossier.id)).all()
     files = 0
     for dossier_id in ids:
-        dossier = db.session.get(Dossier, dossier_id)
+        dossier = db.session.get_one(Dossier, dossier_id)
         documents = db.session.scalars(select(Document).where(Document.dossier_id == dossier_id,
                                                               Document.purged_at.is_(None))).all()
         keys = [d.storage_key for d in documents]

@@ -22,12 +22,12 @@ def applicant_for(collectivite: Collectivite, population: int | None = None) -> 
     if population is None:
         population = collectivite.population
     if collectivite.kind == "epci":
-        return rules.Applicant(kind="epci", id=collectivite.siren, name=collectivite.name,
+        return rules.Applicant(kind="epci", id=collectivite.code, name=collectivite.name,
                                population=population)
     epci = collectivite.epci
     return rules.Applicant(
         kind=collectivite.kind,
-        id=collectivite.insee if collectivite.kind == "commune" else collectivite.siren,
+        id=collectivite.code,
         name=collectivite.name,
         population=population,
         epci_siren=epci.siren if epci else None,

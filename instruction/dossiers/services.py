@@ -9,7 +9,7 @@ on any exception.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -307,6 +307,7 @@ def resubmit(dossier: Dossier, actor: User, message: str = "", *, now: datetime)
                                                created_at=now, from_staff=False))
     # The lines may have changed while documents were requested: the request follows them.
     requested = evaluate_dossier(dossier, now).amount
+    assert dossier.submitted_at is not None  # documents are requested of a submitted dossier
     return _apply("resubmit", dossier, actor, now, message, requested_amount=requested,
                   issue=lambda: _acknowledge(dossier, now, completed_at=now),
                   completed_at=now, documents_due_on=None,
@@ -470,7 +471,7 @@ def expire(dossier: Dossier, actor: User | None = None, *, now: datetime) -> Aud
     return _apply("expire", dossier, actor, now, "Date limite de dépôt dépassée.", closed_at=now)
 
 
-def expire_many(dossier_ids: list[int], *, now: datetime) -> int:
+def expire_many(dossier_ids: Sequence[int], *, now: datetime) -> int:
     """``expire`` for the deadline job, on a batch of drafts at once: each dossier passes the same
     check as ``expire`` (the one deadline rule, the dossier's own extension included), then one
     conditional UPDATE (a draft submitted meanwhile is left alone), their audit events in one
@@ -512,6 +513,7 @@ def cancel_grant(dossier: Dossier, actor: User, reason: str, *, now: datetime,
     take(dossier)
     _claim(token, dossier, "cancel_grant", now)
     _check("cancel_grant", dossier, actor, now, reason)
+    assert dossier.granted_amount is not None  # set with the grant (CHECK granted_has_amount)
     envelopes.release(_envelope_of(dossier, now), dossier.granted_amount)
     for pack_grant in db.session.scalars(select(PackGrant).where(PackGrant.dossier_id == dossier.id)):
         db.session.delete(pack_grant)
@@ -576,8 +578,10 @@ def _letter(act) -> dict:
     return {"act": acts.summary(act)} | {k: act.content[k] for k in keys if k in act.content}
 
 
-def _envelope_of(dossier: Dossier, now: datetime):
+def _envelope_of(dossier: Dossier, now: datetime) -> envelopes.Envelope:
     scope = dossier.cap_scope or scope_of(dossier)
+    # An eligible dossier froze its scope; a collectivité without an EPCI never becomes eligible.
+    assert scope is not None, f"dossier {dossier.id} has no cap scope"
     return envelopes.get_envelope(dossier.campaign, dossier.aid_number, scope, now)
 
 

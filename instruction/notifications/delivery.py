@@ -146,7 +146,7 @@ def deliver_message(message_id: int, *, now: datetime) -> Outcome:
         for delivery_id in ids:
             if not claim(delivery_id, now):
                 continue
-            delivery = db.session.get(Delivery, delivery_id)
+            delivery = db.session.get_one(Delivery, delivery_id)  # claimed just above
             try:
                 relay.send(build_email(delivery.message, delivery))
             except Exception as error:  # recorded on the row; the task retries
@@ -156,7 +156,8 @@ def deliver_message(message_id: int, *, now: datetime) -> Outcome:
                 _record_failure(delivery, error, now)
                 if delivery.status == "failed":
                     outcome.failed += 1
-                elif outcome.retry_at is None or delivery.next_attempt_at < outcome.retry_at:
+                elif (outcome.retry_at is None or (delivery.next_attempt_at is not None
+                                                   and delivery.next_attempt_at < outcome.retry_at)):
                     outcome.retry_at = delivery.next_attempt_at
             else:
                 delivery.status, delivery.sent_at = "sent", now
@@ -168,7 +169,7 @@ def deliver_message(message_id: int, *, now: datetime) -> Outcome:
     finally:
         relay.close()
     if outcome.retry_at is not None:
-        message = db.session.get(OutboxMessage, message_id)
+        message = db.session.get_one(OutboxMessage, message_id)
         if outcome.retry_at - now <= TASK_RETRY_MAX:
             # The caller queues a retry for then; the re-dispatch leaves the row alone until it is stale.
             outcome.task_retry_at = message.dispatched_at = outcome.retry_at

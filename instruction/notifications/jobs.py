@@ -245,13 +245,14 @@ def send_digests(now: datetime) -> str:
         return f"{format_date_fr(today)} : jour non ouvré, pas de synthèse"
     envelopes = _envelopes_nearly_exhausted()
     horizon = today + timedelta(days=current_app.config.get("IMPLICIT_DECISION_ALERT_DAYS", 15))
-    implicit = [
-        {"id": d.id, "reference": d.reference, "title": d.title, "state": d.state_label,
-         "collectivite": d.collectivite.name, "on": format_date_fr(d.implicit_decision_on)}
-        for d in db.session.scalars(select(Dossier).where(
+    implicit = []
+    for d in db.session.scalars(select(Dossier).where(
             Dossier.state.in_(PENDING_STATES),
             Dossier.implicit_decision_on >= today, Dossier.implicit_decision_on <= horizon)
-            .order_by(Dossier.implicit_decision_on, Dossier.id).limit(50))]
+            .order_by(Dossier.implicit_decision_on, Dossier.id).limit(50)):
+        assert d.implicit_decision_on is not None  # within the range above
+        implicit.append({"id": d.id, "reference": d.reference, "title": d.title, "state": d.state_label,
+                         "collectivite": d.collectivite.name, "on": format_date_fr(d.implicit_decision_on)})
     sent = 0
     instructors = db.session.scalars(select(User).where(
         User.role == "instructor", User.active.is_(True)).order_by(User.id)).all()

@@ -172,7 +172,7 @@ def create_draft_once(*, campaign: Campaign, aid_number: int, actor: User, clien
         raise InvalidAction("Cette aide n'existe pas dans la campagne.")
     if problem := window_problem(campaign, now):
         raise ActionConflict(problem)
-    collectivite = actor.collectivite
+    collectivite = actor.applicant_collectivite
     if reasons := beneficiary_reasons(collectivite, campaign, aid_number, now):
         raise ActionConflict(" ".join(reasons))
     try:

@@ -126,7 +126,7 @@ def _render_index(status: int = 200, error: str | None = None):
     return render_template(
         "portal/index.html", campaign=campaign, collectivite=collectivite, overview=overview,
         window=window, forms=forms, dossiers=dossiers, error=error, now=now,
-        waiting=teamwork.waiting_for_applicant(dossiers), delete_form=ConfirmForm(formdata=None),
+        waiting=teamwork.waiting_for_applicant(dossiers.items), delete_form=ConfirmForm(formdata=None),
         last_minute=texts.last_minute(campaign.deadline_at) if campaign else None,
         time_left=texts.time_left(campaign.deadline_at, now) if campaign else None,
     ), status
