@@ -37,6 +37,19 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
 
 
+def register_jobs() -> None:
+    """Give the job runner each package's periodic jobs, by the names of the beat schedule and in
+    the order ``instruction worker run-jobs`` runs them (the runner imports none of them)."""
+    from instruction.acts.services import render_acts
+    from instruction.documents.retention import purge_documents
+    from instruction.dossiers.jobs import expire_drafts, send_reminders
+    from instruction.notifications import jobs
+    from instruction.teamwork.digest import send_digests
+
+    jobs.install({"deadline": expire_drafts, "reminders": send_reminders, "digest": send_digests,
+                  "dispatch": jobs.dispatch_pending, "acts": render_acts, "purge_documents": purge_documents})
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Application factory: configuration from the environment, overridable by ``test_config``."""
     root = resource_root()  # templates, static files, migrations (INSTRUCTION_HOME for a wheel)
@@ -61,8 +74,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     from instruction.web import register_web
 
     register_web(app)
+    from instruction.dossiers import workflow
+
+    # The state rules of the workflow, for templates: ``{% if dossier.state in PENDING_STATES %}``.
+    app.jinja_env.globals.update(
+        EDITABLE_STATES=workflow.EDITABLE_STATES, PENDING_STATES=workflow.PENDING_STATES,
+        CONSUMING_STATES=workflow.CONSUMING_STATES, CLOSED_STATES=workflow.CLOSED_STATES)
     register_blueprints(app)
 
+    register_jobs()  # before the commands: `worker run-jobs --job` offers their names
     from instruction.cli import register_commands
 
     register_commands(app)

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from instruction.accounts.models import User
-from instruction.notifications import jobs
 from instruction.notifications.models import Delivery, OutboxMessage
+from instruction.teamwork import digest
 from tests import factories
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -62,15 +62,15 @@ def test_digest_lists_dossiers_reaching_their_implicit_rejection_within_15_days(
     may, april, june = three_dossiers()
     session.commit()
     # Thursday 16 April 2026: 10 May is 24 days ahead, 1 April is past: nothing to say
-    assert jobs.send_digests(paris(2026, 4, 16, 8)) == "0 synthèse(s) envoyée(s)"
+    assert digest.send_digests(paris(2026, 4, 16, 8)) == "0 synthèse(s) envoyée(s)"
     # Monday 27 April 2026: 10 May is 13 days ahead (in); 30 June is not
-    jobs.send_digests(paris(2026, 4, 27, 8))
+    digest.send_digests(paris(2026, 4, 27, 8))
     [first] = digests_of(instructor)
     assert [d["reference"] for d in first.context["implicit"]] == [may.reference]
     assert first.context["implicit"][0]["on"] == "10 mai 2026"
     # Friday 12 June 2026: 30 June is 18 days ahead: not yet (the digest has a new dossier)
-    jobs.send_digests(paris(2026, 6, 12, 8))
+    digest.send_digests(paris(2026, 6, 12, 8))
     assert digests_of(instructor)[1].context["implicit"] == []
     # Monday 15 June 2026: 30 June is exactly 15 days ahead: included
-    jobs.send_digests(paris(2026, 6, 15, 8))
+    digest.send_digests(paris(2026, 6, 15, 8))
     assert [d["reference"] for d in digests_of(instructor)[2].context["implicit"]] == [june.reference]

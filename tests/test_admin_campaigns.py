@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from instruction.campaigns.models import Campaign
 from instruction.campaigns.services import sync_campaigns
+from instruction.dossiers import jobs as dossier_jobs
 from instruction.dossiers import services as dossiers
 from instruction.dossiers.models import AuditEvent, Dossier
-from instruction.notifications import jobs
 from instruction.notifications.models import OutboxMessage
 from tests import factories
 
@@ -82,13 +82,13 @@ def test_the_expiry_job_honours_the_extension(session):
     expired = factories.dossier("draft", aid=2, collectivite=factories.epci("200023075"))
     dossiers.extend_deadline(kept, admin, EXTENDED_UNTIL, "Motif", now=factories.NOW)
     session.commit()
-    jobs.expire_drafts(LATE)
+    dossier_jobs.expire_drafts(LATE)
     session.expire_all()
     assert (kept.state, expired.state) == ("draft", "expired")
-    jobs.expire_drafts(datetime(2027, 7, 10, 21, 59, tzinfo=UTC))  # 10 July, 23:59 in Paris
+    dossier_jobs.expire_drafts(datetime(2027, 7, 10, 21, 59, tzinfo=UTC))  # 10 July, 23:59 in Paris
     session.expire_all()
     assert kept.state == "draft"
-    jobs.expire_drafts(EXTENDED_UNTIL)
+    dossier_jobs.expire_drafts(EXTENDED_UNTIL)
     session.expire_all()
     assert kept.state == "expired"
 

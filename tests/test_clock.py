@@ -57,12 +57,14 @@ def test_services_take_now_from_their_caller():
     on a clock of its own)."""
     from instruction.accounts import services as accounts
     from instruction.documents import services as documents
+    from instruction.dossiers import jobs as dossier_jobs
     from instruction.dossiers import services as dossiers
     from instruction.notifications import delivery, jobs
     from instruction.portal import services as portal
+    from instruction.teamwork import digest
 
     optional = []
-    for module in (accounts, documents, dossiers, delivery, jobs, portal):
+    for module in (accounts, documents, dossiers, delivery, jobs, dossier_jobs, digest, portal):
         for name, function in inspect.getmembers(module, inspect.isfunction):
             if function.__module__ != module.__name__:
                 continue

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import event, func, select
 
 from instruction.audit.services import verify_chain
+from instruction.dossiers import jobs as dossier_jobs
 from instruction.dossiers.models import AuditEvent, Dossier
 from instruction.extensions import db
-from instruction.notifications import jobs
 from instruction.notifications.models import Delivery, OutboxMessage
 from tests import factories
 
@@ -21,7 +21,7 @@ from tests import factories
 @pytest.fixture
 def drafts(session, monkeypatch):
     """Seven drafts of the demo campaign over two collectivités (batches of three: 3 + 3 + 1)."""
-    monkeypatch.setattr(jobs, "BATCH", 3)
+    monkeypatch.setattr(dossier_jobs, "BATCH", 3)
     epci, commune = factories.epci("200000925"), factories.commune("21001")
     made = [factories.dossier("draft", aid=2, collectivite=epci) for _ in range(4)]
     made += [factories.dossier("draft", aid=1, collectivite=commune) for _ in range(3)]
@@ -52,7 +52,7 @@ def statements_of(call) -> int:
 def test_the_deadline_job_expires_every_draft_once_across_batches(session, drafts):
     made, agents = drafts
     deadline = deadline_of_demo(session)
-    assert jobs.expire_drafts(deadline + timedelta(minutes=1)) == "7 brouillon(s) clos à la date limite"
+    assert dossier_jobs.expire_drafts(deadline + timedelta(minutes=1)) == "7 brouillon(s) clos à la date limite"
     for dossier in made:
         session.refresh(dossier)
         assert dossier.state == "expired" and dossier.closed_at == deadline + timedelta(minutes=1)
@@ -65,25 +65,25 @@ def test_the_deadline_job_expires_every_draft_once_across_batches(session, draft
         assert notice.context["reference"] == dossier.reference and notice.context["state"] == "expired"
     assert verify_chain().ok  # the batch INSERT chained its rows like the ORM does
     events = count(select(func.count(AuditEvent.id)))
-    assert jobs.expire_drafts(deadline + timedelta(hours=2)) == "0 brouillon(s) clos à la date limite"
+    assert dossier_jobs.expire_drafts(deadline + timedelta(hours=2)) == "0 brouillon(s) clos à la date limite"
     assert count(select(func.count(AuditEvent.id))) == events
 
 
 def test_reminders_go_once_to_every_draft_across_batches(session, drafts):
     made, agents = drafts
     eve = deadline_of_demo(session) - timedelta(hours=20)  # the J-1 window
-    jobs.send_reminders(eve)
+    dossier_jobs.send_reminders(eve)
     keys = set(session.scalars(select(OutboxMessage.key).where(OutboxMessage.kind == "reminder_deadline")))
     assert keys == {f"reminder:deadline:J-1:dossier:{d.id}" for d in made}
     assert count(select(func.count(Delivery.id)).join(OutboxMessage).where(
         OutboxMessage.kind == "reminder_deadline")) == 7
-    first = statements_of(lambda: jobs.send_reminders(eve + timedelta(minutes=5)))
+    first = statements_of(lambda: dossier_jobs.send_reminders(eve + timedelta(minutes=5)))
     assert len(keys) == count(select(func.count(OutboxMessage.id)).where(OutboxMessage.kind == "reminder_deadline"))
     # Nothing left to send: a handful of statements, whatever the number of drafts.
     more = [factories.dossier("draft", aid=2, collectivite=made[0].collectivite) for _ in range(5)]
     session.commit()
-    jobs.send_reminders(eve + timedelta(minutes=10))
-    again = statements_of(lambda: jobs.send_reminders(eve + timedelta(minutes=15)))
+    dossier_jobs.send_reminders(eve + timedelta(minutes=10))
+    again = statements_of(lambda: dossier_jobs.send_reminders(eve + timedelta(minutes=15)))
     assert again == first <= 8
     assert count(select(func.count(OutboxMessage.id)).where(OutboxMessage.kind == "reminder_deadline")) == 12
     assert all(d.id for d in more)

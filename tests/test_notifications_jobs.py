@@ -11,12 +11,14 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from instruction.dossiers import jobs as dossier_jobs
 from instruction.dossiers import services
 from instruction.dossiers.models import AuditEvent
 from instruction.notifications import jobs
 from instruction.notifications.calendar import easter_sunday, french_public_holidays, is_working_day
 from instruction.notifications.models import Delivery, JobRun, OutboxMessage
 from instruction.rules.parameters import PARIS
+from instruction.teamwork import digest as digests
 from tests import factories
 from tests.factories import NOW
 
@@ -51,10 +53,10 @@ def test_deadline_expires_exactly_the_drafts_of_closed_campaigns(session):
     applicant = factories.applicant_of(old_draft.collectivite)
     session.commit()
 
-    assert jobs.expire_drafts(PAIR_DEADLINE - timedelta(microseconds=1)) == "0 brouillon(s) clos à la date limite"
+    assert dossier_jobs.expire_drafts(PAIR_DEADLINE - timedelta(microseconds=1)) == "0 brouillon(s) clos à la date limite"
     assert old_draft.state == "draft"
 
-    assert jobs.expire_drafts(PAIR_DEADLINE) == "1 brouillon(s) clos à la date limite"
+    assert dossier_jobs.expire_drafts(PAIR_DEADLINE) == "1 brouillon(s) clos à la date limite"
     session.refresh(old_draft), session.refresh(old_submitted), session.refresh(open_draft)
     assert (old_draft.state, old_submitted.state, open_draft.state) == ("expired", "received", "draft")
     event = old_draft.events[-1]
@@ -65,11 +67,11 @@ def test_deadline_expires_exactly_the_drafts_of_closed_campaigns(session):
 
     events = session.scalar(select(func.count(AuditEvent.id)))
     outbox = session.scalar(select(func.count(OutboxMessage.id)))
-    assert jobs.expire_drafts(PAIR_DEADLINE + timedelta(hours=1)) == "0 brouillon(s) clos à la date limite"
+    assert dossier_jobs.expire_drafts(PAIR_DEADLINE + timedelta(hours=1)) == "0 brouillon(s) clos à la date limite"
     assert session.scalar(select(func.count(AuditEvent.id))) == events  # a second run changes nothing
     assert session.scalar(select(func.count(OutboxMessage.id))) == outbox
 
-    assert jobs.expire_drafts(DEMO_DEADLINE) == "1 brouillon(s) clos à la date limite"
+    assert dossier_jobs.expire_drafts(DEMO_DEADLINE) == "1 brouillon(s) clos à la date limite"
     session.refresh(open_draft)
     assert open_draft.state == "expired"
 
@@ -87,7 +89,7 @@ def test_deadline_expires_exactly_the_drafts_of_closed_campaigns(session):
     (paris(2027, 7, 1), None),
 ])
 def test_the_due_reminder_is_the_latest_window_opened(now, expected):
-    assert jobs.due_reminder(DEMO_DEADLINE, now, (30, 7, 1)) == expected
+    assert dossier_jobs.due_reminder(DEMO_DEADLINE, now, (30, 7, 1)) == expected
 
 
 def test_deadline_reminders_go_out_once_at_j30_j7_j1(session):
@@ -100,7 +102,7 @@ def test_deadline_reminders_go_out_once_at_j30_j7_j1(session):
     for now in (paris(2027, 5, 31, 12), paris(2027, 6, 1, 9), paris(2027, 6, 1, 10), paris(2027, 6, 20),
                 paris(2027, 6, 24, 9), paris(2027, 6, 25), paris(2027, 6, 30, 9), paris(2027, 6, 30, 18),
                 DEMO_DEADLINE, DEMO_DEADLINE + timedelta(days=1)):
-        jobs.send_reminders(now)
+        dossier_jobs.send_reminders(now)
         sent.append(len(messages("reminder_deadline")))
 
     assert sent == [0, 1, 1, 1, 2, 2, 3, 3, 3, 3]
@@ -113,8 +115,8 @@ def test_deadline_reminders_go_out_once_at_j30_j7_j1(session):
 def test_a_draft_created_on_the_last_day_gets_only_the_j1_reminder(session):
     draft = factories.dossier("draft", now=paris(2027, 6, 30, 9))
     session.commit()
-    jobs.send_reminders(paris(2027, 6, 30, 10))
-    jobs.send_reminders(paris(2027, 6, 30, 11))
+    dossier_jobs.send_reminders(paris(2027, 6, 30, 10))
+    dossier_jobs.send_reminders(paris(2027, 6, 30, 11))
     assert [m.key for m in messages("reminder_deadline")] == [f"reminder:deadline:J-1:dossier:{draft.id}"]
 
 
@@ -122,8 +124,8 @@ def test_reminder_days_come_from_the_configuration(session, app, monkeypatch):
     monkeypatch.setitem(app.config, "REMINDER_DAYS", (3,))
     draft = factories.dossier("draft")
     session.commit()
-    jobs.send_reminders(paris(2027, 6, 27, 12))
-    jobs.send_reminders(paris(2027, 6, 30, 12))
+    dossier_jobs.send_reminders(paris(2027, 6, 27, 12))
+    dossier_jobs.send_reminders(paris(2027, 6, 30, 12))
     assert [m.key for m in messages("reminder_deadline")] == [f"reminder:deadline:J-3:dossier:{draft.id}"]
 
 
@@ -136,10 +138,10 @@ def test_documents_reminder_after_15_days_without_answer_once_per_request(sessio
     first_request = dossier.events[-1]
     session.commit()
 
-    jobs.send_reminders(NOW + timedelta(days=15) - timedelta(seconds=1))
+    dossier_jobs.send_reminders(NOW + timedelta(days=15) - timedelta(seconds=1))
     assert messages("reminder_documents") == []
-    jobs.send_reminders(NOW + timedelta(days=15))
-    jobs.send_reminders(NOW + timedelta(days=16))
+    dossier_jobs.send_reminders(NOW + timedelta(days=15))
+    dossier_jobs.send_reminders(NOW + timedelta(days=16))
     [reminder] = messages("reminder_documents")
     assert reminder.key == f"reminder:documents:event:{first_request.id}"
     assert recipients(reminder) == {applicant.email}
@@ -147,11 +149,11 @@ def test_documents_reminder_after_15_days_without_answer_once_per_request(sessio
 
     later = NOW + timedelta(days=20)
     services.resubmit(dossier, applicant, "Voici la facture.", now=later)
-    jobs.send_reminders(later + timedelta(days=30))  # answered: no reminder
+    dossier_jobs.send_reminders(later + timedelta(days=30))  # answered: no reminder
     assert len(messages("reminder_documents")) == 1
     services.request_documents(dossier, factories.staff("instructor"), "Et le devis.", now=later)
     session.commit()
-    jobs.send_reminders(later + timedelta(days=15))
+    dossier_jobs.send_reminders(later + timedelta(days=15))
     assert len(messages("reminder_documents")) == 2
 
 
@@ -173,8 +175,8 @@ def test_digest_new_dossiers_and_dossiers_waiting_once_a_day(session):
     unassigned = factories.dossier("received", now=MONDAY + timedelta(hours=2))
     session.commit()
 
-    assert jobs.send_digests(TUESDAY_8AM) == "2 synthèse(s) envoyée(s)"
-    assert jobs.send_digests(TUESDAY_8AM + timedelta(hours=3)) == "0 synthèse(s) envoyée(s)"
+    assert digests.send_digests(TUESDAY_8AM) == "2 synthèse(s) envoyée(s)"
+    assert digests.send_digests(TUESDAY_8AM + timedelta(hours=3)) == "0 synthèse(s) envoyée(s)"
     [digest] = digests_of(mine)
     assert digest.key == f"digest:{mine.id}:2026-12-01"
     assert [d["reference"] for d in digest.context["new"]] == [assigned.reference, unassigned.reference]
@@ -182,7 +184,7 @@ def test_digest_new_dossiers_and_dossiers_waiting_once_a_day(session):
     assert digests_of(other)[0].context["waiting"] == []
 
     # Wednesday: nothing new; only ``mine`` still has a dossier waiting.
-    jobs.send_digests(paris(2026, 12, 2, 8))
+    digests.send_digests(paris(2026, 12, 2, 8))
     assert len(digests_of(mine)) == 2 and len(digests_of(other)) == 1
     assert digests_of(mine)[1].context["new"] == []
 
@@ -191,7 +193,7 @@ def test_first_digest_of_the_week_covers_the_weekend(session):
     instructor = factories.user("instructor")
     saturday = factories.dossier("received", now=NOW)  # Saturday 28 November 2026
     session.commit()
-    jobs.send_digests(paris(2026, 11, 30, 8))  # Monday
+    digests.send_digests(paris(2026, 11, 30, 8))  # Monday
     [digest] = digests_of(instructor)
     assert [d["reference"] for d in digest.context["new"]] == [saturday.reference]
 
@@ -199,11 +201,11 @@ def test_first_digest_of_the_week_covers_the_weekend(session):
 def test_no_digest_on_weekends_public_holidays_or_with_nothing_to_say(session):
     instructor = factories.user("instructor")
     session.commit()
-    assert jobs.send_digests(TUESDAY_8AM) == "0 synthèse(s) envoyée(s)"  # nothing to say
+    assert digests.send_digests(TUESDAY_8AM) == "0 synthèse(s) envoyée(s)"  # nothing to say
     factories.dossier("received", now=paris(2026, 11, 10, 12))
     session.commit()
-    assert "jour non ouvré" in jobs.send_digests(paris(2026, 11, 11, 8))  # Armistice
-    assert "jour non ouvré" in jobs.send_digests(paris(2026, 12, 5, 8))  # Saturday
+    assert "jour non ouvré" in digests.send_digests(paris(2026, 11, 11, 8))  # Armistice
+    assert "jour non ouvré" in digests.send_digests(paris(2026, 12, 5, 8))  # Saturday
     assert digests_of(instructor) == []
 
 
@@ -212,7 +214,7 @@ def test_digest_lists_envelopes_nearly_exhausted(session):
     big = [{"category": "equipement", "label": "Serveurs", "amount_ht": "67500.00"}]  # 40 % = 27,000 €
     factories.dossier("granted", lines=big, now=paris(2026, 10, 1, 12))
     session.commit()
-    jobs.send_digests(TUESDAY_8AM)
+    digests.send_digests(TUESDAY_8AM)
     [digest] = digests_of(instructor)
     assert digest.context["new"] == [] and digest.context["waiting"] == []
     [envelope] = digest.context["envelopes"]

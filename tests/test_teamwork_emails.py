@@ -13,6 +13,7 @@ from sqlalchemy import select
 from instruction.dossiers import services as dossiers
 from instruction.notifications import jobs
 from instruction.notifications.models import OutboxMessage
+from instruction.teamwork import digest as digests
 from instruction.teamwork import services as team
 from tests import factories
 from tests.factories import NOW
@@ -89,7 +90,7 @@ def test_an_instructor_who_chose_the_digest_finds_the_messages_there(session, si
     assert about_messages(sink) == []
 
     monday = NOW + timedelta(days=2)  # Monday 30 November 2026, 11:00 in Paris
-    jobs.send_digests(monday)
+    digests.send_digests(monday)
     rows = {m.deliveries[0].user_id: m.context for m in session.scalars(
         select(OutboxMessage).where(OutboxMessage.kind == "digest"))}
     expected = [{"id": dossier.id, "reference": dossier.reference, "title": "Projet",

@@ -177,6 +177,11 @@ def pdf_of(act: LegalAct) -> bytes:
     return data
 
 
+def render_acts(now: datetime) -> str:
+    """The periodic job ``acts``: render the PDF of the acts issued since the last run (each once)."""
+    return f"{render_pending(now=now)} acte(s) mis en forme"
+
+
 def render_pending(*, now: datetime, limit: int = 100) -> int:
     """Render the acts not rendered yet (worker job); returns how many."""
     pending = list(db.session.scalars(select(LegalAct).where(LegalAct.storage_key.is_(None))

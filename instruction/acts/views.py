@@ -10,8 +10,9 @@ from instruction.acts import services
 from instruction.acts.models import LegalAct
 from instruction.documents.services import content_disposition
 from instruction.documents.views import DOWNLOAD_CSP
+from instruction.dossiers.access import visible_dossier
 from instruction.extensions import db
-from instruction.web.access import get_dossier_for
+from instruction.web.access import found_or_404
 from instruction.web.actions import perform
 
 bp = Blueprint("acts", __name__, url_prefix="/actes")
@@ -28,7 +29,7 @@ def download(act_id: int):
     act = db.session.get(LegalAct, act_id)
     if act is None:
         abort(404)
-    get_dossier_for(current_user, act.dossier_id)  # 404 if not visible
+    found_or_404(visible_dossier(current_user, act.dossier_id))  # 404 if not visible
     if act.storage_key is None:  # first download: render once and keep
         refusal = perform(services.ensure_rendered, act, now=clock.now())
         if refusal is not None:

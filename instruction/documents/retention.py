@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import exists, func, select
 
 from instruction.documents.services import remove_files
@@ -30,6 +31,12 @@ def closed_at():
     return (select(func.max(AuditEvent.at))
             .where(AuditEvent.dossier_id == Dossier.id, AuditEvent.to_state == Dossier.state)
             .correlate(Dossier).scalar_subquery())
+
+
+def purge_documents(now: datetime) -> str:
+    """The periodic job ``purge_documents``: the files of dossiers closed longer than
+    DOCUMENT_RETENTION_DAYS."""
+    return purge_closed_dossier_files(now, retention_days=current_app.config["DOCUMENT_RETENTION_DAYS"])
 
 
 def purge_closed_dossier_files(now: datetime, *, retention_days: int) -> str:

@@ -11,10 +11,11 @@ from instruction import clock
 from instruction.acts.services import ensure_rendered
 from instruction.documents import archive
 from instruction.documents.services import ALLOWED, content_disposition, path_for
+from instruction.dossiers.access import visible_dossier
 from instruction.dossiers.models import Document
 from instruction.errors import StorageUnavailable
 from instruction.extensions import db
-from instruction.web.access import get_dossier_for
+from instruction.web.access import found_or_404
 from instruction.web.actions import perform
 
 bp = Blueprint("documents", __name__, url_prefix="/documents")
@@ -37,7 +38,7 @@ def _document(document_id: int) -> Document:
     document = db.session.get(Document, document_id)
     if document is None:
         abort(404)
-    get_dossier_for(current_user, document.dossier_id)  # 404 if not visible
+    found_or_404(visible_dossier(current_user, document.dossier_id))  # 404 if not visible
     if document.purged_at is not None:
         abort(404, "Cette pièce a été supprimée à l'issue de sa durée de conservation (dossier clos).")
     return document
@@ -83,7 +84,7 @@ def preview(document_id: int):
 def dossier_archive(dossier_id: int):
     """Every document and legal act of the dossier in one zip with its manifest, streamed (staff,
     and the dossier's collectivité; 404 for anyone else)."""
-    dossier = get_dossier_for(current_user, dossier_id)
+    dossier = found_or_404(visible_dossier(current_user, dossier_id))
     for act in archive.unrendered_acts(dossier):  # as at their first download: rendered once, kept
         refusal = perform(ensure_rendered, act, now=clock.now())
         if refusal is not None:

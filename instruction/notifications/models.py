@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from instruction.accounts.models import User
 from instruction.db import Base, UTCDateTime, clock_now
+
+if TYPE_CHECKING:  # the accounts send notifications: they are above this package
+    from instruction.accounts.models import User
 
 DELIVERY_STATUSES = ("pending", "sent", "failed")
 
@@ -59,7 +62,7 @@ class Delivery(Base):
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     message: Mapped[OutboxMessage] = relationship(back_populates="deliveries")
-    user: Mapped[User | None] = relationship()
+    user: Mapped[User | None] = relationship("User")
 
 
 class JobRun(Base):

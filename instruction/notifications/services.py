@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from instruction.accounts.models import User
 from instruction.db import table_of
 from instruction.extensions import db
 from instruction.notifications import dispatch
 from instruction.notifications.models import Delivery, OutboxMessage
+
+if TYPE_CHECKING:  # the accounts send notifications: they are above this package
+    from instruction.accounts.models import User
 
 
 def queue(kind: str, *, key: str, recipients: Iterable[User], dossier=None,

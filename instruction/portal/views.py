@@ -28,7 +28,7 @@ from instruction import clock, rules
 from instruction.campaigns.services import current_campaign
 from instruction.documents import services as documents
 from instruction.dossiers import services as dossier_services
-from instruction.dossiers.access import visible_dossiers
+from instruction.dossiers.access import visible_dossier, visible_dossiers
 from instruction.dossiers.models import Document, Dossier, ExpenseLine
 from instruction.dossiers.services import WorkflowError
 from instruction.dossiers.workflow import available_actions, deadline_of
@@ -48,7 +48,7 @@ from instruction.portal.forms import (
 )
 from instruction.teamwork import services as teamwork
 from instruction.teamwork.forms import MessageForm
-from instruction.web.access import get_dossier_for
+from instruction.web.access import found_or_404
 from instruction.web.actions import attempt, perform
 from instruction.web.numbers import bounded_int
 
@@ -63,7 +63,7 @@ def _dossier_url(dossier: Dossier, anchor: str | None = None) -> str:
 
 def _applicant_dossier(dossier_id: int) -> Dossier:
     """The dossier, for an applicant of its collectivité (404 if not visible, 403 for staff)."""
-    dossier = get_dossier_for(current_user, dossier_id)
+    dossier = found_or_404(visible_dossier(current_user, dossier_id))
     if current_user.role != "applicant":
         abort(403)
     return dossier
@@ -165,7 +165,7 @@ def create():
 @login_required
 def dossier(dossier_id: int):
     """An agent opening the page reads the Region's messages (their read receipt)."""
-    dossier = get_dossier_for(current_user, dossier_id)
+    dossier = found_or_404(visible_dossier(current_user, dossier_id))
     page, status = _render_dossier(dossier)
     if current_user.role == "applicant":
         perform(teamwork.mark_read, dossier, current_user, now=clock.now())
@@ -349,7 +349,7 @@ def remove_document(dossier_id: int, document_id: int):
 def estimation(dossier_id: int):
     """The rules' decision now, as JSON; with ``category``, ``amount_ht`` (and ``pack``,
     ``months``) in the query, the line being typed is counted in."""
-    dossier = get_dossier_for(current_user, dossier_id)
+    dossier = found_or_404(visible_dossier(current_user, dossier_id))
     now = clock.now()
     extra, candidate_error = None, None
     args = request.args
@@ -440,7 +440,7 @@ def delete_draft(dossier_id: int):
     if dossier is None or (dossier.discarded_at is not None and dossier.collectivite_id == current_user.collectivite_id):
         flash("Ce brouillon a déjà été supprimé.", "info")  # a double click
         return redirect(url_for("portal.index"))
-    dossier = get_dossier_for(current_user, dossier_id)
+    dossier = found_or_404(visible_dossier(current_user, dossier_id))
     if not ConfirmForm().validate_on_submit():
         abort(400)
     removed: list[str] = []

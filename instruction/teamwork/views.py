@@ -16,6 +16,7 @@ from instruction import clock
 from instruction.accounts.models import User
 from instruction.backoffice import views as backoffice
 from instruction.documents import services as documents
+from instruction.dossiers.access import visible_dossier
 from instruction.dossiers.models import Dossier
 from instruction.errors import Refusal
 from instruction.extensions import db, login_manager
@@ -30,7 +31,7 @@ from instruction.teamwork.forms import (
 )
 from instruction.teamwork.models import LABEL_COLOURS, MESSAGE_EMAIL_CHOICES, Label
 from instruction.teamwork.team import ASSIGNABLE_ROLES
-from instruction.web.access import get_dossier_for
+from instruction.web.access import found_or_404
 from instruction.web.actions import perform
 
 bp = Blueprint("teamwork", __name__, url_prefix="/instruction")
@@ -269,7 +270,7 @@ def preferences():
 def post_applicant_message(dossier_id: int):
     from instruction.portal import views as portal
 
-    dossier = get_dossier_for(current_user, dossier_id)
+    dossier = found_or_404(visible_dossier(current_user, dossier_id))
     if current_user.role != "applicant":
         abort(403)
     form = MessageForm()

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from flask import abort
 
-from instruction.accounts.models import User
-from instruction.dossiers.access import visible_dossier
-from instruction.dossiers.models import Dossier
+T = TypeVar("T")
 
 
-def get_dossier_for(user: User, dossier_id: int) -> Dossier:
-    """The dossier if ``user`` may see it; 404 otherwise (never reveal that it exists)."""
-    dossier = visible_dossier(user, dossier_id)
-    if dossier is None:
+def found_or_404(value: T | None) -> T:
+    """``value`` if there is one, else 404: what the user may not see (a dossier of another
+    collectivité, say: ``dossiers.access.visible_dossier``) is never revealed to exist."""
+    if value is None:
         abort(404)
-    return dossier
+    return value

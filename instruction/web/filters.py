@@ -6,7 +6,6 @@ from datetime import date, datetime
 
 from flask import Flask
 
-from instruction.dossiers import workflow
 from instruction.rules.formatting import format_date_fr, format_euros, format_integer
 from instruction.rules.parameters import PARIS
 
@@ -51,7 +50,3 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(date_fr, "date_fr")
     app.add_template_filter(datetime_fr, "datetime_fr")
     app.add_template_filter(number_fr, "number_fr")
-    # The state rules of the workflow, for templates: ``{% if dossier.state in PENDING_STATES %}``.
-    app.jinja_env.globals.update(
-        EDITABLE_STATES=workflow.EDITABLE_STATES, PENDING_STATES=workflow.PENDING_STATES,
-        CONSUMING_STATES=workflow.CONSUMING_STATES, CLOSED_STATES=workflow.CLOSED_STATES)
