@@ -28,6 +28,7 @@ from sqlalchemy import func, or_, select, update
 from instruction import clock
 from instruction.accounts.models import User
 from instruction.backoffice import exports, queries
+from instruction.db import rowcount
 from instruction.errors import Refusal
 from instruction.exports.models import EXPORT_FORMATS, ExportJob
 from instruction.extensions import db
@@ -142,7 +143,7 @@ def claim(job_id: int, *, now: datetime) -> bool:
                 attempts=ExportJob.attempts + 1)
         .execution_options(synchronize_session=False))
     db.session.commit()
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def _fail(job: ExportJob, message: str, *, now: datetime) -> str:
