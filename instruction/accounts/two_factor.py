@@ -113,12 +113,14 @@ def reencrypt_all() -> Reencrypted:
     or for the secrets still in clear); the caller commits."""
     result, keys = Reencrypted(), _keys()
     for user in db.session.scalars(select(User).where(User.totp_secret.is_not(None)).order_by(User.id)):
-        if stored_in_clear(user.totp_secret):
-            user.totp_secret = keys.encrypt(user.totp_secret.encode()).decode("ascii")
+        stored = user.totp_secret
+        assert stored is not None  # selected so
+        if stored_in_clear(stored):
+            user.totp_secret = keys.encrypt(stored.encode()).decode("ascii")
             result.encrypted += 1
             continue
         try:
-            user.totp_secret = keys.rotate(user.totp_secret.encode("ascii")).decode("ascii")
+            user.totp_secret = keys.rotate(stored.encode("ascii")).decode("ascii")
         except (InvalidToken, UnicodeEncodeError):
             result.unreadable.append(user.id)
         else:
