@@ -65,7 +65,9 @@ def main() -> None:
     from instruction.territory.models import Collectivite, Epci
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False,
-                      "RATELIMIT_ENABLED": False})
+                      "RATELIMIT_ENABLED": False,
+                      # the export is measured as sent at once (above this, the worker builds it)
+                      "EXPORT_INLINE_MAX_ROWS": 10**9})
     with app.app_context():
         if db.session.scalar(select(User).where(User.email == EMAIL)) is None:
             from instruction import clock
