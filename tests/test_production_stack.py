@@ -247,21 +247,41 @@ def test_every_command_of_the_stack_exists(tmp_path):
 
 
 def test_the_image_holds_what_the_commands_need():
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    instructions = [line.strip() for line in dockerfile.splitlines() if line.strip() and not line.startswith("#")]
-    copied = " ".join(line for line in instructions if line.startswith("COPY"))
-    for needed in ("wsgi.py", "templates", "static", "migrations", "deploy/backup.sh", "deploy/restore.sh"):
-        assert needed in copied, needed
-    installs = [line for line in instructions if "pip install" in line]
-    assert installs and all(" -e " not in line and "[test]" not in line for line in installs), installs
-    assert "pip wheel" in dockerfile
-    users = [line for line in instructions if line.startswith("USER ")]
-    assert users and users[-1] not in ("USER root", "USER 0")
-    assert "INSTRUCTION_HOME=/app" in dockerfile
-    for library in ("libpango-1.0-0", "libpangoft2-1.0-0", "libharfbuzz-subset0", "postgresql-client"):
-        assert library in dockerfile, library
+    """The Dockerfile read by Docker's own parser (PyPI's ``dockerfile``): two stages, the runtime
+    one installs wheels (never editable, never the test extras), copies what the commands need
+    from paths that exist, and runs as an unprivileged user."""
+    import dockerfile
+
+    commands = dockerfile.parse_file(str(ROOT / "Dockerfile"))
+    stages = [i for i, c in enumerate(commands) if c.cmd == "FROM"]
+    assert len(stages) == 2
+    build, runtime = commands[stages[0]:stages[1]], commands[stages[1]:]
+    assert commands[0].value == ("python:3.11-slim-bookworm", "AS", "build")
+    assert [c.value[0] for c in build if c.cmd == "RUN"] == ["pip wheel --no-cache-dir --wheel-dir /wheels ."]
+    runs = " ".join(c.value[0] for c in runtime if c.cmd == "RUN")
+    assert "pip install --no-cache-dir --no-index --find-links /wheels instruction" in runs
+    assert " -e " not in runs and "[test]" not in runs and "pip install ." not in runs
+    for library in ("libpango-1.0-0", "libpangoft2-1.0-0", "libharfbuzz-subset0", "fonts-dejavu-core",
+                    "postgresql-client"):
+        assert library in runs, library
+    copied = set()
+    for command in commands:
+        if command.cmd == "COPY" and not command.flags:  # from the build context: must exist
+            *sources, _ = command.value
+            for source in sources:
+                assert (ROOT / source).exists(), source
+                copied.add(source)
+    assert {"wsgi.py", "templates", "static", "migrations", "deploy/backup.sh", "deploy/restore.sh"} <= copied
+    env = {}
+    for command in runtime:
+        if command.cmd == "ENV":
+            env.update(zip(command.value[::2], command.value[1::2], strict=True))
+    assert env["INSTRUCTION_HOME"] == "/app" and env["INSTRUCTION_ENV"] == "production"
+    [user] = [c.value[0] for c in runtime if c.cmd == "USER"]
+    assert user == "instruction"
+    assert [c.cmd for c in runtime].index("USER") > max(i for i, c in enumerate(runtime) if c.cmd == "RUN")
     ignored = (ROOT / ".dockerignore").read_text().split()
-    for secret_or_local in (".env", ".venv", "instance", "uploads", ".git"):
+    for secret_or_local in (".env", ".venv", "instance", "uploads", "backups", ".git"):
         assert secret_or_local in ignored
 
 
