@@ -36,14 +36,15 @@ def served(tmp_path_factory):
     with app.app_context():
         commune = factories.commune("21001")
         agent = factories.user("applicant", collectivite=commune, email="secretariat@agencourt.exemple.fr",
-                               full_name="Claire Martin")
+                               full_name="Claire-Marie-Bernadette Martin-Villeneuve-de-Saint-Apollinaire")
         instructor = factories.user("instructor", full_name="Inès Moreau",
                                     email="ines.moreau@bourgognefranchecomte.exemple.fr")
         finance = factories.user("finance", full_name="Fabien Lefèvre",
                                  email="fabien.lefevre@bourgognefranchecomte.exemple.fr")
         admin = factories.user("admin", full_name="Anne Admin", email="anne.admin@bourgognefranchecomte.exemple.fr")
         draft = factories.dossier("draft", aid=1, collectivite=commune)
-        draft.title = "Ordinateur du secrétariat de mairie"
+        # A long unbroken word: the layout must wrap it, at 320 px too.
+        draft.title = "Ordinateur du secrétariat " + "intercommunalisation" * 5
         asked = factories.dossier("incomplete", aid=1, collectivite=commune)
         received = factories.dossier("received", aid=2)
         granted = factories.dossier("granted", aid=2)
@@ -263,6 +264,8 @@ def test_backoffice_pages(served, browser, monkeypatch):
     visit(page, f"{base}/instruction/epci/{served['epci']}", "enveloppes de l'EPCI", failures)
     visit(page, f"{base}/instruction/commission/", "commission permanente", failures)
     visit(page, f"{base}/instruction/preferences", "préférences", failures)
+    visit(page, f"{base}/tableau-de-bord", "tableau de bord", failures)
+    visit(page, f"{base}/instruction/exports/", "exports", failures)
     visit(page, f"{base}/notifications/", "notifications de l'instructeur", failures)
     finance = log_in(browser, base, served["finance"])
     visit(finance, f"{base}/", "accueil finances", failures)
@@ -296,3 +299,24 @@ def test_admin_pages(served, browser, monkeypatch):
     page.locator("main form[method=post] [type=submit]").last.click()
     check_both_widths(page, "identité en erreur", failures)
     assert not failures, "\n\n".join(failures)
+
+
+def test_the_keyboard_focus_is_visible_on_the_navigation_links(served, browser, monkeypatch):
+    """Tabbing from the top reaches the skip link, the brand, then the navigation links; each
+    focused element shows a thick outline (3 px) in the focus colour, on the dark bar too."""
+    monkeypatch.setattr("instruction.clock.now", lambda: factories.NOW)
+    page = log_in(browser, served["base"], served["instructor"])
+    page.goto(f"{served['base']}/instruction/")
+    seen = []
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        seen.append(page.evaluate("""() => {
+            const el = document.activeElement, style = getComputedStyle(el);
+            return {text: el.textContent.trim(), outline: style.outlineStyle + " " + style.outlineWidth,
+                    colour: style.outlineColor, inNav: !!el.closest("nav.navbar")};
+        }"""))
+    assert [s["text"] for s in seen[:3]] == ["Aller au contenu", "Aides numériques BFC", "Dossiers"]
+    for focused in seen[1:]:
+        assert focused["outline"] == "solid 3px", focused
+        assert focused["colour"] == "rgb(255, 191, 71)", focused  # #ffbf47: 9.8:1 on the bar's blue
+    assert all(s["inNav"] for s in seen[1:])
