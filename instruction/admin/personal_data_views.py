@@ -8,9 +8,8 @@ from flask import Response, abort, flash, redirect, url_for
 from flask_login import current_user
 
 from instruction import clock
-from instruction.accounts import personal_data
 from instruction.accounts.models import User
-from instruction.admin import audit
+from instruction.admin import audit, personal_data
 from instruction.admin.forms import ReasonForm
 from instruction.admin.views import bp
 from instruction.extensions import db

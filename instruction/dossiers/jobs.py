@@ -111,7 +111,7 @@ def _deadline_reminders(now: datetime) -> int:
                 Pending(key=f"{prefix}{row.id}", dossier_id=row.id, recipients=agents.get(row.collectivite_id, []),
                         context={"reference": row.reference, "title": row.title, "collectivite": row.collectivite,
                                  "days": d, "last_day": last_day, "campaign": title})
-                for row in drafts])
+                for row in drafts], now=now)
             db.session.commit()
     return count
 
@@ -142,6 +142,6 @@ def _documents_reminders(now: datetime) -> int:
             Pending(key=f"{prefix}{row.event_id}", dossier_id=row.id, recipients=agents.get(row.collectivite_id, []),
                     context={"reference": row.reference, "title": row.title, "collectivite": row.collectivite,
                              "reason": row.reason, "requested_on": format_date_fr(paris_date(row.at))})
-            for row in rows])
+            for row in rows], now=now)
         db.session.commit()
     return count

@@ -503,7 +503,7 @@ def expire_many(dossier_ids: Sequence[int], *, now: datetime) -> int:
             key=f"dossier:{d.id}:event:{event_id}", dossier_id=d.id,
             recipients=agents.get(d.collectivite_id, []),
             context=_event_context(d, AuditEvent(reason=reason, to_state=transition.target, at=now)))
-        for d, event_id in zip(due, event_ids, strict=True)])
+        for d, event_id in zip(due, event_ids, strict=True)], now=now)
     return len(due)
 
 
@@ -567,7 +567,7 @@ def _acknowledge(dossier: Dossier, now: datetime, completed_at: datetime | None 
     if completed_at is not None:  # the completion's own e-mail goes to the instructor
         notifications.queue("acknowledgment", key=f"dossier:{dossier.id}:act:{act.id}", dossier=dossier,
                             recipients=_recipients(dossier, ("applicants",)),
-                            context={"reference": dossier.reference, "state": dossier.state, **context})
+                            context={"reference": dossier.reference, "state": dossier.state, **context}, now=now)
     return context
 
 

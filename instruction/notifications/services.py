@@ -77,11 +77,12 @@ class Pending:
     dossier_id: int | None = None
 
 
-def queue_many(kind: str, messages: Iterable[Pending]) -> int:
+def queue_many(kind: str, messages: Iterable[Pending], *, now: datetime) -> int:
     """The bulk form of ``queue`` for the nightly jobs: one INSERT of the outbox rows (a key already
     there is skipped, as ``queue`` skips it), one INSERT of their deliveries, with the same rules
-    (active recipients, one delivery per address, no row without a recipient); the rows are
-    dispatched after the commit like the others. Returns the number of messages queued."""
+    (active recipients, one delivery per address, no row without a recipient), created and due at
+    the job's instant ``now``; the rows are dispatched after the commit like the others. Returns the
+    number of messages queued."""
     rows, recipients = [], {}
     for message in messages:
         deliveries, seen = [], set()
@@ -89,11 +90,11 @@ def queue_many(kind: str, messages: Iterable[Pending]) -> int:
             if user is None or not user.active or user.email in seen:
                 continue
             seen.add(user.email)
-            deliveries.append({"user_id": user.id, "email": user.email})
+            deliveries.append({"user_id": user.id, "email": user.email, "next_attempt_at": now})
         if deliveries and message.key not in recipients:
             recipients[message.key] = deliveries
             rows.append({"key": message.key, "kind": kind, "dossier_id": message.dossier_id,
-                         "context": message.context})
+                         "context": message.context, "created_at": now})
     if not rows:
         return 0
     upsert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert

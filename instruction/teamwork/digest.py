@@ -79,7 +79,8 @@ def send_digests(now: datetime) -> str:
         sent += _queue_once("digest", key, recipients=[instructor], context={
             "full_name": instructor.full_name, "date": format_date_fr(today), "until": now.isoformat(),
             "new": new, "waiting": waiting, "implicit": implicit,
-            "implicit_days": (horizon - today).days, "envelopes": envelopes, "messages": messages})
+            "implicit_days": (horizon - today).days, "envelopes": envelopes, "messages": messages},
+            now=now)
     return f"{sent} synthèse(s) envoyée(s)"
 
 
