@@ -63,6 +63,9 @@ def test_the_deadline_job_expires_every_draft_once_across_batches(session, draft
         assert notice.key == f"dossier:{dossier.id}:event:{expiry.id}"
         assert [d.email for d in notice.deliveries] == [agents[dossier.collectivite_id]]
         assert notice.context["reference"] == dossier.reference and notice.context["state"] == "expired"
+        # Written at the job's instant, not the wall clock's: due at once for a dispatch at that instant.
+        assert notice.created_at == deadline + timedelta(minutes=1)
+        assert [d.next_attempt_at for d in notice.deliveries] == [deadline + timedelta(minutes=1)]
     assert verify_chain().ok  # the batch INSERT chained its rows like the ORM does
     events = count(select(func.count(AuditEvent.id)))
     assert dossier_jobs.expire_drafts(deadline + timedelta(hours=2)) == "0 brouillon(s) clos à la date limite"
@@ -75,6 +78,10 @@ def test_reminders_go_once_to_every_draft_across_batches(session, drafts):
     dossier_jobs.send_reminders(eve)
     keys = set(session.scalars(select(OutboxMessage.key).where(OutboxMessage.kind == "reminder_deadline")))
     assert keys == {f"reminder:deadline:J-1:dossier:{d.id}" for d in made}
+    assert set(session.scalars(select(OutboxMessage.created_at).where(
+        OutboxMessage.kind == "reminder_deadline"))) == {eve}  # the job's instant
+    assert set(session.scalars(select(Delivery.next_attempt_at).join(OutboxMessage).where(
+        OutboxMessage.kind == "reminder_deadline"))) == {eve}
     assert count(select(func.count(Delivery.id)).join(OutboxMessage).where(
         OutboxMessage.kind == "reminder_deadline")) == 7
     first = statements_of(lambda: dossier_jobs.send_reminders(eve + timedelta(minutes=5)))
