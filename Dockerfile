@@ -27,14 +27,16 @@ COPY templates ./templates
 COPY static ./static
 COPY migrations ./migrations
 COPY deploy/backup.sh deploy/restore.sh ./deploy/
-# Writable by the app only: its instance folder and the uploaded files (named volumes in compose
-# take this ownership when they are created).
-RUN mkdir -p /app/instance /data/uploads && chown instruction:instruction /app/instance /data/uploads
+# Writable by the app only: its instance folder, the uploaded files and the built exports (named
+# volumes in compose take this ownership when they are created).
+RUN mkdir -p /app/instance /data/uploads /data/exports \
+    && chown instruction:instruction /app/instance /data/uploads /data/exports
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     INSTRUCTION_HOME=/app \
     INSTRUCTION_ENV=production \
-    UPLOAD_FOLDER=/data/uploads
+    UPLOAD_FOLDER=/data/uploads \
+    EXPORT_FOLDER=/data/exports
 USER instruction
 EXPOSE 8000
 CMD ["gunicorn", "--bind", "0.0.0.0:8000", "wsgi:app"]

@@ -160,9 +160,11 @@ def test_the_stack_has_its_services_health_checks_and_volumes():
     assert ("db", "pgdata", "/var/lib/postgresql/data") in mounts
     for name in ("web", "worker", "beat", "migrate"):
         assert (name, "uploads", "/data/uploads") in mounts
+        assert (name, "exports", "/data/exports") in mounts  # the worker builds, web serves
     env = services["web"]["environment"]
     assert env["INSTRUCTION_ENV"] == "production"
     assert env["UPLOAD_FOLDER"] == "/data/uploads"
+    assert env["EXPORT_FOLDER"] == "/data/exports"
     assert env["DATABASE_URL"] == "postgresql+psycopg://instruction:p@db:5432/instruction"
     assert env["REDIS_URL"] == "redis://redis:6379/0"
     assert env["SMTP_HOST"] == "smtp"
