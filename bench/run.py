@@ -13,6 +13,9 @@
    then each in its own; grants per second and the number of envelopes over their cap.
 4. The nightly jobs, run in-process on the generated drafts: seconds and SQL statements.
 5. ``instruction simulate`` over 10,000 dossiers: dossiers per second, SELECTs, peak memory.
+6. Exports built by the worker (``bench/bench_exports.py``), CSV and XLSX of 10,000 and 100,000
+   rows, each in a process of its own: seconds and peak memory. Run last: it turns drafts into
+   received dossiers when the data set has fewer than 100,000 submitted ones.
 
 Results go to ``bench/out/results.json`` (not committed) and are printed as a table. Speed is never
 asserted here; bench/README.md keeps the latest figures with their date and machine.
@@ -401,8 +404,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dossiers", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--skip-generate", action="store_true", help="reuse the database as it is")
-    parser.add_argument("--only", nargs="*", default=["pages", "grants", "jobs", "simulate"],
-                        help="which groups of figures: pages grants jobs simulate")
+    parser.add_argument("--only", nargs="*", default=["pages", "grants", "jobs", "simulate", "exports"],
+                        help="which groups of figures: pages grants jobs simulate exports")
     options = parser.parse_args(argv)
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     instance = tempfile.mkdtemp(prefix="bench-instance-")
@@ -436,6 +439,10 @@ def main(argv: list[str] | None = None) -> None:
         results["jobs"] = job_figures(app)
     if "simulate" in options.only:
         results["simulate"] = simulate_figures(app, url)
+    if "exports" in options.only:
+        from bench import bench_exports
+
+        results["exports"] = bench_exports.export_figures(url, [10_000, 100_000], ["csv", "xlsx"], ("demandeur",))
     engine.dispose()
     OUT.mkdir(exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str))
@@ -463,6 +470,10 @@ def report(results: dict) -> None:
         f = results["simulate"]["instruction simulate"]
         print(f"\ninstruction simulate: {f['dossiers']:,} dossiers in {f['seconds']} s = {f['dossiers_per_s']:,} "
               f"dossiers/s, {f['selects']:,} SELECTs, peak {f['peak_rss_mb']} MB")
+    if "exports" in results:
+        from bench import bench_exports
+
+        bench_exports.report(results["exports"])
     print(f"\nresults: {OUT / 'results.json'}  (peak memory of this process: "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB)")
 

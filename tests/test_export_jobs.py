@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from instruction.backoffice import exports, queries
+from instruction.dossiers.models import Dossier
 from instruction.exports import services
 from instruction.exports.models import ExportJob
 from instruction.notifications.models import Delivery, OutboxMessage
@@ -143,9 +144,15 @@ SORT_CASES = [(sort, descending) for sort in queries.SORTS for descending in (Fa
 
 @pytest.mark.parametrize(("sort", "descending"), SORT_CASES)
 def test_batches_read_by_keyset_give_the_rows_of_the_single_query(session, world, sort, descending):  # noqa: F811
-    """Ties (same state, aid, amounts, instructor) and empty keys, in both directions, batch of 2."""
+    """Ties (same state, aid, amounts, instructor) and empty keys, in both directions, batch of 2;
+    expired drafts have no submission date (nor a reference, for one), though the queue takes
+    both as never empty."""
     factories.bulk_dossiers(9, aid=2, assignees=[world["instructor"]])
-    factories.bulk_dossiers(5, aid=1, collectivites=[factories.commune("21001")])
+    prefix = factories.bulk_dossiers(5, aid=1, collectivites=[factories.commune("21001")])
+    session.execute(update(Dossier).where(Dossier.reference.in_([f"{prefix}-A1-{i:06d}" for i in (0, 2, 3)]))
+                    .values(state="expired", submitted_at=None, computed_amount=None, granted_amount=None,
+                            paid_amount=None))
+    session.execute(update(Dossier).where(Dossier.reference == f"{prefix}-A1-000003").values(reference=None))
     session.commit()
     options = queries.FilterOptions.load()
     f = queries.QueueFilters(tab="tous", role="instructor", user_id=world["instructor"].id, sort=sort,

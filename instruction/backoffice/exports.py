@@ -18,15 +18,15 @@ from typing import IO, Any, NamedTuple
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from sqlalchemy import Select, case
+from sqlalchemy import Select, case, literal, tuple_
 
 from instruction.backoffice.queries import (
     LEFT_TO_PAY,
+    NEVER_EMPTY_SORTS,
     SORTS,
     Assignee,
     QueueFilters,
     columns_select,
-    keyset_after,
 )
 from instruction.dossiers.models import STATE_LABELS, Dossier
 from instruction.extensions import db
@@ -102,24 +102,46 @@ def export_rows(f: QueueFilters, aids: dict[int, str]) -> Iterator[ExportRow]:
         yield export_row(values, aids)
 
 
+def _nulls_first(f: QueueFilters) -> bool:
+    """Where the view's order puts empty sort keys: last, said explicitly, except for the keys
+    the queue takes as never empty (an expired draft has no submission date, though), which
+    follow the database's default (PostgreSQL: last ascending, first descending)."""
+    if f.sort not in NEVER_EMPTY_SORTS:
+        return False
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    return f.descending if postgresql else not f.descending
+
+
 def export_rows_in_batches(f: QueueFilters, aids: dict[int, str], *, batch: int = BATCH,
                            after_batch: Callable[[int], None] | None = None) -> Iterator[ExportRow]:
-    """The same rows, each batch a query of its own that starts after the last row of the
-    previous one (keyset, in the view's order): no cursor stays open, so ``after_batch(rows so
-    far)``, called between batches, may commit (the worker records its progress)."""
-    statement = export_select(f).add_columns(SORTS[f.sort][1].label("sort_key"), Dossier.id.label("row_id"))
-    done, last = 0, None
-    while True:
-        query = statement if last is None else statement.where(keyset_after(f, *last))
-        rows = db.session.execute(query.limit(batch)).all()
-        for values in rows:
-            yield export_row(values, aids)
-        done += len(rows)
-        if after_batch is not None:
-            after_batch(done)
-        if len(rows) < batch:
-            return
-        last = (rows[-1].sort_key, rows[-1].row_id)
+    """The same rows in the same order, each batch a query of its own that starts after the last
+    row of the previous one (keyset on (sort key, id), a range of an index for the default
+    order; the rows with an empty key are read apart, where the order puts them). No cursor
+    stays open, so ``after_batch(rows so far)``, called between batches, may commit (the worker
+    records its progress)."""
+    column: Any = SORTS[f.sort][1]
+    statement = export_select(f).add_columns(column.label("sort_key"), Dossier.id.label("row_id"))
+    phases = (True, False) if _nulls_first(f) else (False, True)
+    done = 0
+    for empty in phases:
+        phase = statement.where(column.is_(None) if empty else column.is_not(None))
+        last: tuple | None = None
+        while True:
+            query = phase
+            if last is not None and empty:
+                query = phase.where(Dossier.id < last[1] if f.descending else Dossier.id > last[1])
+            elif last is not None:
+                pair, after = tuple_(column, Dossier.id), tuple_(literal(last[0], column.type), literal(last[1]))
+                query = phase.where(pair < after if f.descending else pair > after)
+            rows = db.session.execute(query.limit(batch)).all()
+            for values in rows:
+                yield export_row(values, aids)
+            done += len(rows)
+            if after_batch is not None:
+                after_batch(done)
+            if len(rows) < batch:
+                break
+            last = (rows[-1].sort_key, rows[-1].row_id)
 
 
 def spreadsheet_text(value: str) -> str:

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -25,10 +24,8 @@ from sqlalchemy import (
     case,
     exists,
     func,
-    literal,
     or_,
     select,
-    tuple_,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased, contains_eager, defer
@@ -594,18 +591,6 @@ def _around(f: QueueFilters, value, dossier_id: int):
     if f.sort not in NEVER_EMPTY_SORTS:
         after = or_(after, column.is_(None))
     return before, after
-
-
-def keyset_after(f: QueueFilters, value, dossier_id: int):
-    """The rows that come after the one whose sort key is ``value`` in the queue's order: what a
-    batch read in order starts from. A row-value comparison on (key, id), so that the default
-    order is a range of ``ix_dossier_queue_order``; empty keys come last."""
-    column: Any = SORTS[f.sort][1]
-    if value is None:
-        return _around(f, value, dossier_id)[1]
-    pair, last = tuple_(column, Dossier.id), tuple_(literal(value, column.type), literal(dossier_id))
-    after = pair < last if f.descending else pair > last
-    return after if f.sort in NEVER_EMPTY_SORTS else or_(after, column.is_(None))
 
 
 def _reversed_ordering(f: QueueFilters) -> list:
