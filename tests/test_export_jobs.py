@@ -271,3 +271,14 @@ def test_the_csv_of_a_job_is_french_spreadsheet_csv(client, session, world, auth
     body = client.get(f"/instruction/exports/{job.id}/telecharger").get_data()
     assert body.startswith(b"\xef\xbb\xbf") and b"\r\n" in body
     assert list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline=""), delimiter=";"))[0][0] == "Référence"
+
+
+def test_the_xlsx_holds_any_text_escaped(client, session, world, author, small_threshold):  # noqa: F811
+    """XML's special characters are escaped, characters XML cannot hold are dropped."""
+    world["instructor"].full_name = 'Dupont & <Fils> "aîné"\x07'
+    session.commit()
+    job = request_job(client, "xlsx")
+    services.build_export(job.id, now=NOW)
+    sheet = load_workbook(io.BytesIO(client.get(f"/instruction/exports/{job.id}/telecharger").get_data())).active
+    assert sheet["P3"].value == 'Dupont & <Fils> "aîné"'
+    assert sheet.title == "Dossiers - Tous"
