@@ -16,6 +16,9 @@ PostgreSQL a transaction-level advisory lock, taken before reading the tip and h
 (the chain order is the commit order); on SQLite every transaction is already serialised
 (``BEGIN IMMEDIATE``, ``instruction.db``). ``AuditEvent`` is mapped with ``batch=False`` so that
 each row is inserted before the next one reads the tip.
+
+The journal's model is the dossiers' (``dossiers.models.AuditEvent``), which hands itself to
+``seal_journal`` when it is defined: the audit package imports no dossier.
 """
 
 from __future__ import annotations
@@ -25,15 +28,17 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from instruction import clock
-from instruction.db import table_of
-from instruction.dossiers.models import AuditEvent
+from instruction.db import Base, table_of
+
+if TYPE_CHECKING:
+    from instruction.dossiers.models import AuditEvent
 
 GENESIS = "0" * 64  # the ``prev_hash`` of the first row
 LOCK_KEY = 0x61756469  # "audi": PostgreSQL advisory lock serialising the appends
@@ -42,6 +47,29 @@ NOT_HASHED = ("id", "hash")
 
 class AppendOnly(Exception):
     """An audit event is never changed nor deleted once written."""
+
+
+_journal: list[type[Base]] = []  # the chained model, once sealed
+
+
+def seal_journal(model: type[Base]) -> None:
+    """Make ``model`` the chained journal: every new row is sealed onto the chain, none is ever
+    changed or deleted. Called once, by the model's own module."""
+    if _journal:
+        if _journal[0] is not model:
+            raise RuntimeError(f"the audit journal is {_journal[0].__name__} already")
+        return
+    _journal.append(model)
+    event.listen(model, "before_insert", _seal)
+    event.listen(model, "before_update", _refuse_update)
+    event.listen(model, "before_delete", _refuse_delete)
+
+
+def journal_table() -> sa.Table:
+    """The chained table (``audit_event``)."""
+    if not _journal:
+        raise RuntimeError("no audit journal sealed (instruction.dossiers.models not imported)")
+    return table_of(_journal[0])
 
 
 def _plain(value):
@@ -74,12 +102,11 @@ def lock_chain(connection: Connection) -> None:
 
 
 def chain_tip(connection: Connection) -> str:
-    table = table_of(AuditEvent)
+    table = journal_table()
     tip = connection.execute(sa.select(table.c.hash).order_by(table.c.id.desc()).limit(1)).scalar()
     return tip or GENESIS
 
 
-@event.listens_for(AuditEvent, "before_insert")
 def _seal(mapper, connection: Connection, target: AuditEvent) -> None:
     """Link the new row to the tip of the chain, just before its INSERT."""
     if target.at is None:
@@ -87,15 +114,13 @@ def _seal(mapper, connection: Connection, target: AuditEvent) -> None:
     lock_chain(connection)
     target.prev_hash = chain_tip(connection)
     target.hash = row_hash({column.name: getattr(target, mapper.get_property_by_column(column).key)
-                            for column in AuditEvent.__table__.columns})
+                            for column in journal_table().columns})
 
 
-@event.listens_for(AuditEvent, "before_update")
 def _refuse_update(mapper, connection, target) -> None:
     raise AppendOnly(f"audit event {target.id} is append-only: it cannot be changed")
 
 
-@event.listens_for(AuditEvent, "before_delete")
 def _refuse_delete(mapper, connection, target) -> None:
     raise AppendOnly(f"audit event {target.id} is append-only: it cannot be deleted")
 
@@ -106,7 +131,7 @@ def append_many(connection: Connection, rows: list[dict]) -> list[int]:
     to the one before it in the order given. Returns the new ids in that order."""
     if not rows:
         return []
-    table = table_of(AuditEvent)
+    table = journal_table()
     lock_chain(connection)
     tip = chain_tip(connection)
     sealed = []

@@ -7,9 +7,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from instruction.audit.chain import GENESIS, row_hash
+from instruction.audit.chain import GENESIS, journal_table, row_hash
 from instruction.audit.models import AuditVerification
-from instruction.dossiers.models import AuditEvent
 from instruction.extensions import db
 from instruction.rules.formatting import format_date_fr, format_integer
 from instruction.rules.parameters import paris_date
@@ -30,7 +29,7 @@ class Verification:
 def verify_chain(anchor: AuditVerification | None = None) -> Verification:
     """Walk the chain in ``id`` order; the first row whose link or content is wrong is named.
     ``anchor`` (the last good verification) must still be in the chain, with its hash."""
-    table = AuditEvent.__table__
+    table = journal_table()
     previous_hash, previous_id, checked = GENESIS, None, 0
     anchor_seen = anchor is None or anchor.last_event_id is None
     rows = db.session.execute(sa.select(table).order_by(table.c.id).execution_options(yield_per=BATCH))

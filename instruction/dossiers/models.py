@@ -17,6 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from instruction.accounts.models import User
+from instruction.audit.chain import seal_journal
 from instruction.campaigns.models import Campaign
 from instruction.db import Base, Money, UTCDateTime, clock_now
 from instruction.territory.models import Collectivite
@@ -233,6 +234,9 @@ class AuditEvent(Base):
 
     dossier: Mapped[Dossier | None] = relationship(back_populates="events")
     actor: Mapped[User | None] = relationship()
+
+
+seal_journal(AuditEvent)  # hash-chained and append-only (instruction.audit.chain)
 
 
 MESSAGE_KINDS = ("message", "request_documents")
