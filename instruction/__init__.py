@@ -24,6 +24,8 @@ def register_blueprints(app: Flask) -> None:
     from instruction.exports.views import bp as exports_bp
     from instruction.legal.views import bp as legal_bp
     from instruction.notifications.views import bp as notifications_bp
+    from instruction.payment_requests.views import finance as payment_requests_finance_bp
+    from instruction.payment_requests.views import portal as payment_requests_bp
     from instruction.portal.views import bp as portal_bp
     from instruction.teamwork.views import bp as teamwork_bp
     from instruction.teamwork.views import labels_bp
@@ -33,7 +35,7 @@ def register_blueprints(app: Flask) -> None:
 
     for blueprint in (auth_bp, account_bp, main_bp, portal_bp, backoffice_bp, documents_bp, notifications_bp,
                       admin_bp, acts_bp, commission_bp, teamwork_bp, portal_thread_bp, labels_bp, health_bp,
-                      dashboard_bp, exports_bp, legal_bp):
+                      dashboard_bp, exports_bp, legal_bp, payment_requests_bp, payment_requests_finance_bp):
         app.register_blueprint(blueprint)
 
 
@@ -44,10 +46,12 @@ def register_jobs() -> None:
     from instruction.documents.retention import purge_documents
     from instruction.dossiers.jobs import expire_drafts, send_reminders
     from instruction.notifications import jobs
+    from instruction.payment_requests.deadlines import balance_deadlines
     from instruction.teamwork.digest import send_digests
 
     jobs.install({"deadline": expire_drafts, "reminders": send_reminders, "digest": send_digests,
-                  "dispatch": jobs.dispatch_pending, "acts": render_acts, "purge_documents": purge_documents})
+                  "dispatch": jobs.dispatch_pending, "acts": render_acts, "purge_documents": purge_documents,
+                  "balance_deadlines": balance_deadlines})
 
 
 def create_app(test_config: dict | None = None) -> Flask:

@@ -18,6 +18,7 @@ from instruction.dossiers.models import (  # noqa: F401
 )
 from instruction.exports.models import ExportJob  # noqa: F401
 from instruction.notifications.models import Delivery, JobRun, OutboxMessage  # noqa: F401
+from instruction.payment_requests.models import PaymentRequest, RealisedExpense  # noqa: F401
 from instruction.settings.models import ServiceIdentity  # noqa: F401
 from instruction.teamwork.models import (  # noqa: F401
     DossierFollower,

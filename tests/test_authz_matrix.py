@@ -181,6 +181,22 @@ EXPECTED: dict[str, Row] = {
                                             args={"payment_id": "payment_id"},
                                             data=lambda: {"reason": "Saisi par erreur", "token": token_urlsafe(24)}),
     "GET backoffice.epci_envelopes":    STAFF_PAGE,
+
+    # --- payment requests (the granted dossier of A has an acompte sent, 390.00 € payable)
+    "GET payment_requests.page on granted": Row(LOGIN, 200,      404,        403,       403,    403, on="granted"),
+    "POST payment_requests.start on granted": Row(LOGIN, 409,    404,        403,       403,    403, on="granted",
+                                            data={"kind": "solde"}),
+    "POST payment_requests.add_expense on granted": Row(LOGIN, 409, 404,     403,       403,    403, on="granted",
+                                            data={"category": "equipement", "label": "Écran", "amount_ht": "100"}),
+    "POST payment_requests.remove_expense on granted": Row(LOGIN, 409, 404,  403,       403,    403, on="granted"),
+    "POST payment_requests.send on granted": Row(LOGIN, 302,     404,        403,       403,    403, on="granted",
+                                            data={"attest": "y"}),
+    "GET payment_requests_finance.request_page on granted": Row(LOGIN, 403, 403, 200,   200,    200, on="granted"),
+    "POST payment_requests_finance.pay on granted": Row(LOGIN, 403, 403,     403,       302,    302, on="granted",
+                                            data=lambda: {"amount": "390,00", "paid_on": "28/11/2026",
+                                                          "reference": "Mandat 43", "token": token_urlsafe(24)}),
+    "POST payment_requests_finance.send_back on granted": Row(LOGIN, 403, 403, 403,     302,    302, on="granted",
+                                            data={"message": "La facture n'est pas acquittée."}),
     "GET backoffice.export_csv":        Row(LOGIN,    404,        404,        200,       200,    200),
     "GET backoffice.export_xlsx":       Row(LOGIN,    404,        404,        200,       200,    200),
     # exports built by the worker: the world's export is the instructor's, nobody else's (404)

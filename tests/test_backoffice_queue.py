@@ -69,7 +69,7 @@ def test_tab_counts_and_drafts_are_hidden(client, session):
     draft = factories.dossier("draft")
     user = factories.staff_logged_in(client, session)
     html = get(client)
-    assert counts(html) == {"a-instruire": 3, "decides": 1, "verses": 1, "clos": 2, "tous": 7,
+    assert counts(html) == {"a-instruire": 3, "decides": 1, "demandes-versement": 0, "verses": 1, "clos": 2, "tous": 7,
                             "mes-dossiers": 0}
     assert len(row_ids(html)) == 3
     assert draft.id not in row_ids(get(client, onglet="tous"))
@@ -82,7 +82,7 @@ def test_tab_counts_are_one_query_with_the_filters(session):
     factories.dossier("granted", aid=4)
     user = factories.user("instructor")
     f = queries.QueueFilters(tab="tous", role="instructor", user_id=user.id, aid=4)
-    assert queries.tab_counts(f) == {"a-instruire": 0, "decides": 1, "verses": 0, "clos": 0, "tous": 1,
+    assert queries.tab_counts(f) == {"a-instruire": 0, "decides": 1, "demandes-versement": 0, "verses": 0, "clos": 0, "tous": 1,
                                      "mes-dossiers": 0}
 
 

@@ -169,7 +169,8 @@ def test_celery_configuration(database_url, tmp_path, monkeypatch):
     schedule = conf.beat_schedule
     assert {entry["task"] for entry in schedule.values()} == {
         "worker.dispatch_pending", "worker.expire_drafts", "worker.send_reminders", "worker.send_digests",
-        "worker.verify_audit_chain", "worker.render_acts", "worker.purge_documents", "worker.tend_exports"}
+        "worker.verify_audit_chain", "worker.render_acts", "worker.purge_documents", "worker.tend_exports",
+        "worker.balance_deadlines"}
     assert schedule["dispatch-pending"]["schedule"] == 60.0
     assert schedule["expire-drafts"]["schedule"] == crontab(minute="*/15")
     assert schedule["digest"]["schedule"] == crontab(minute=0, hour=8, day_of_week="mon-fri")

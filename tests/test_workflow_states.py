@@ -48,10 +48,13 @@ def test_the_sets_agree_with_the_table():
         assert "granted" in _reachable(state, [t for t in moves if t.roles != ("admin",)]), state
     for state in workflow.CONSUMING_STATES:
         assert "grant" in workflow.path_to(state)
-    # Out of a consuming state, only an admin's cancellation returns the dossier to instruction.
+    # Out of a consuming state, only an admin's cancellation returns the dossier to instruction;
+    # the caducité (the system's nightly job) closes it, giving the grant back to the envelope.
     back = [t.action for t in moves if set(t.sources) & set(workflow.CONSUMING_STATES)
             and t.target not in workflow.CONSUMING_STATES]
-    assert back == ["cancel_grant"] and workflow.TRANSITIONS["cancel_grant"].roles == ("admin",)
+    assert sorted(back) == ["cancel_grant", "lapse"] and workflow.TRANSITIONS["cancel_grant"].roles == ("admin",)
+    lapse = workflow.TRANSITIONS["lapse"]
+    assert lapse.roles == (workflow.SYSTEM,) and lapse.releases and lapse.target in workflow.CLOSED_STATES
 
 
 def _reachable(state, moves) -> set[str]:

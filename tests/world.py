@@ -24,6 +24,7 @@ from instruction.dossiers import services as dossiers_services
 from instruction.dossiers.models import Dossier
 from instruction.extensions import db
 from instruction.notifications.models import Delivery, OutboxMessage
+from instruction.payment_requests import services as payment_requests
 from instruction.teamwork import services as team
 from instruction.territory.models import Epci
 from tests import factories
@@ -59,6 +60,12 @@ def build_world(session) -> World:
     dossiers_services.record_payment(  # a payment of the granted dossier, to cancel
         dossiers["granted"], users["finance"], amount=Decimal("10.00"), paid_on=factories.NOW.date(),
         reference="MATRICE-1", final=False, now=factories.NOW)
+    payment_request = payment_requests.start(dossiers["granted"], users["applicant_a"], "acompte",
+                                             now=factories.NOW)  # sent: finance's to pay (390.00)
+    expense = payment_requests.add_expense(
+        payment_request, users["applicant_a"], category="equipement", label="Serveur", amount_ht=Decimal("1000.00"),
+        pack=None, months=None, invoice=("facture.pdf", factories.pdf_bytes()), max_bytes=10**7, now=factories.NOW)
+    payment_requests.send(payment_request, users["applicant_a"], attested=True, now=factories.NOW)
     pending = factories.user("applicant", collectivite=epci_a, confirmed=False, approved=False)
     message = OutboxMessage(key=f"world-{pending.id}", kind="dossier_received", dossier=dossiers["received"],
                             context={"reference": dossiers["received"].reference},
@@ -83,6 +90,8 @@ def build_world(session) -> World:
         "action": "declare_eligible",  # an instructor's action on a received dossier
         "payment_action": "record_payment",  # finance's action on a granted dossier
         "payment_id": dossiers["granted"].payments[0].id,
+        "request_id": payment_request.id,  # a payment request of the granted dossier, sent
+        "expense_id": expense.id,
         "label_id": team.create_label(users["admin"], "Prêt pour la commission", "success",
                                       now=factories.NOW).id,
         "job_id": _export_of(users["instructor"]),  # an export built by the worker, the instructor's

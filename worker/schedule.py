@@ -25,6 +25,8 @@ BEAT_SCHEDULE = {
     "purge-documents": {"task": "worker.purge_documents", "schedule": crontab(minute=0, hour=3)},
     # Export files past EXPORT_RETENTION_HOURS deleted; exports never started or abandoned queued again.
     "tend-exports": {"task": "worker.tend_exports", "schedule": crontab(minute="*/10")},
+    # Balance time limit: reminders before it, caducité of the grants after it (nightly).
+    "balance-deadlines": {"task": "worker.balance_deadlines", "schedule": crontab(minute=15, hour=2)},
     # The audit chain, verified every night; the admin home shows the result.
     "audit-chain": {"task": "worker.verify_audit_chain", "schedule": crontab(minute=30, hour=3)},
 }

@@ -54,6 +54,12 @@ def render_acts() -> str:
     return jobs.run_job("acts")
 
 
+@shared_task(name="worker.balance_deadlines")
+def balance_deadlines() -> str:
+    """Reminders before the time limit to ask for the balance, caducité of the grants after it."""
+    return jobs.run_job("balance_deadlines", now=clock.now())
+
+
 @shared_task(name="worker.purge_documents")
 def purge_documents() -> str:
     from instruction import clock

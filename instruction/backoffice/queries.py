@@ -23,10 +23,12 @@ from sqlalchemy import (
     SQLColumnExpression,
     and_,
     case,
+    column,
     exists,
     func,
     or_,
     select,
+    table,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased, contains_eager, defer
@@ -67,11 +69,14 @@ class Tab:
     states: tuple[str, ...] = VISIBLE_STATES
     mine: bool = False  # only the dossiers assigned to the current user
     money: bool = False  # finance's tabs: granted, paid and left to pay, with totals
+    awaiting_payment: bool = False  # only the dossiers with a payment request sent to finance
 
 
 TABS: dict[str, Tab] = {t.key: t for t in (
     Tab("a-instruire", "À instruire", PENDING_STATES),
     Tab("decides", "Décidés", tuple(s for s in CONSUMING_STATES if s not in CLOSED_STATES), money=True),
+    Tab("demandes-versement", "Demandes de versement à traiter",
+        tuple(s for s in CONSUMING_STATES if s not in CLOSED_STATES), money=True, awaiting_payment=True),
     Tab("verses", "Versés", tuple(s for s in CONSUMING_STATES if s in CLOSED_STATES), money=True),
     Tab("clos", "Clos", tuple(s for s in CLOSED_STATES if s not in CONSUMING_STATES)),
     Tab("tous", "Tous"),
@@ -79,6 +84,8 @@ TABS: dict[str, Tab] = {t.key: t for t in (
 )}
 
 Assignee = aliased(User, name="assignee")
+# The payment requests (``instruction.payment_requests``, which imports this package): their table only.
+_REQUESTS = table("payment_request", column("dossier_id"), column("status"))
 # Granted and not yet paid; nothing is left once the balance is paid (the rest went back to the envelope).
 LEFT_TO_PAY = case((Dossier.state.in_(tuple(s for s in CONSUMING_STATES if s not in CLOSED_STATES)),
                     Dossier.granted_amount - func.coalesce(Dossier.paid_amount, 0)), else_=0)
@@ -396,7 +403,10 @@ def filter_conditions(f: QueueFilters) -> list:
 
 
 def tab_condition(tab: Tab, user_id: int):
-    condition = Dossier.state.in_(tab.states)
+    condition: ColumnElement[bool] = Dossier.state.in_(tab.states)
+    if tab.awaiting_payment:
+        condition = and_(condition, Dossier.id.in_(
+            select(_REQUESTS.c.dossier_id).where(_REQUESTS.c.status == "sent")))
     return and_(condition, Dossier.assigned_to_id == user_id) if tab.mine else condition
 
 

@@ -143,6 +143,9 @@ def _recipients(dossier: Dossier, who: tuple[str, ...]) -> list[User]:
         users.append(dossier.assigned_to)
     if "team" in who:
         users += team_of(dossier)
+    if "finance" in who:
+        users += db.session.scalars(select(User).where(User.role == "finance", User.active.is_(True))
+                                    .order_by(User.id))
     return users
 
 
@@ -380,8 +383,8 @@ def refuse(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> Audi
 
 def record_payment(dossier: Dossier, actor: User, *, amount: Decimal, paid_on: date, reference: str,
                    final: bool, now: datetime, token: str | None = None,
-                   confirmed_release: Decimal | None = None) -> AuditEvent:
-    """A versement. The final one (or one that pays the grant in full) marks the dossier paid and
+                   confirmed_release: Decimal | None = None, note: str | None = None) -> AuditEvent:
+    """A versement (``note``: what the history adds, e.g. the payment request it pays). The final one (or one that pays the grant in full) marks the dossier paid and
     releases the unpaid remainder of its envelope; a final one below the grant must be confirmed
     with the amount it releases (``confirmed_release``).
 
@@ -427,6 +430,8 @@ def record_payment(dossier: Dossier, actor: User, *, amount: Decimal, paid_on: d
         envelopes.release(_envelope_of(dossier, now), release)
         fields["closed_at"] = now
     reason = f"Versement de {format_euros(amount)} ({reference}), versé le {format_date_fr(paid_on)}"
+    if note:
+        reason += f" ; {note}"
     return _apply(action, dossier, actor, now, reason, expected=_amounts_read(dossier), **fields)
 
 

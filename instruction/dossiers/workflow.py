@@ -84,6 +84,12 @@ def no_payment_recorded(dossier: Dossier, ctx: Context) -> str | None:
     return None
 
 
+def has_instalment(dossier: Dossier, ctx: Context) -> str | None:
+    if not any(p.cancelled_at is None for p in dossier.payments):
+        return "Aucun acompte n'a été versé sur ce dossier."
+    return None
+
+
 def has_payment(dossier: Dossier, ctx: Context) -> str | None:
     if not any(p.cancelled_at is None for p in dossier.payments):
         return "Aucun versement à annuler sur ce dossier."
@@ -105,6 +111,7 @@ class Transition:
     style: str = "primary"
     closes: bool = False  # the target state is final for the applicant (``closed_at`` is set)
     listed: bool = True  # offered among the actions of the dossier page
+    releases: bool = False  # the target holds nothing of the envelope any more (a lapsed grant)
 
     def allows_role(self, ctx: Context) -> bool:
         return ctx.role in self.roles
@@ -141,6 +148,20 @@ TRANSITIONS: dict[str, Transition] = {t.action: t for t in (
     Transition("cancel_payment", ("granted", "paid"), "granted", ("finance", "admin"),
                "Annuler le versement", guards=(has_payment,), needs_reason=True, notify=("applicants",),
                style="danger", listed=False),
+    # Payment requests (instruction.payment_requests): audited and notified, the state stays.
+    Transition("send_payment_request", ("granted",), None, ("applicant",), "Envoyer la demande de versement",
+               notify=("applicants", "finance"), listed=False),
+    Transition("return_payment_request", ("granted",), None, ("finance", "admin"),
+               "Renvoyer la demande de versement", needs_reason=True, notify=("applicants",),
+               style="warning", listed=False),
+    # Caducité: the balance was not asked in time (the nightly job). Without any payment the grant
+    # lapses entirely; after instalments the dossier is closed at what was paid.
+    Transition("lapse", ("granted",), "expired", (SYSTEM,), "Constater la caducité de la subvention",
+               guards=(no_payment_recorded,), notify=("applicants",), style="secondary", closes=True,
+               listed=False, releases=True),
+    Transition("lapse_after_instalments", ("granted",), "paid", (SYSTEM,),
+               "Constater la caducité du solde", guards=(has_instalment,), notify=("applicants",),
+               style="secondary", closes=True, listed=False),
     Transition("withdraw", ("received", "incomplete", "eligible"), "withdrawn", ("applicant",),
                "Retirer le dossier", needs_reason=True, notify=("team", "applicants"), style="danger", closes=True),
     Transition("expire", ("draft",), "expired", (SYSTEM, "admin"), "Clore (date limite dépassée)",
@@ -183,7 +204,8 @@ def _consuming() -> tuple[str, ...]:
     grant = TRANSITIONS["grant"]
     found = {str(grant.target)}
     while True:
-        more = {str(t.target) for t in _moves() if found & set(t.sources) and t.target not in grant.sources}
+        more = {str(t.target) for t in _moves()
+                if found & set(t.sources) and t.target not in grant.sources and not t.releases}
         if more <= found:
             return _ordered(found)
         found |= more

@@ -21,7 +21,8 @@ STATE_EXPLANATIONS = {
                   "l'historique ci-dessous.",
     "refused": "La Région n'a pas retenu votre demande : le motif figure dans l'historique ci-dessous.",
     "withdrawn": "Vous avez retiré ce dossier : il ne sera pas instruit.",
-    "expired": "Ce brouillon n'a pas été déposé avant la date limite : il ne peut plus l'être.",
+    "expired": "Ce dossier est clos : le brouillon n'a pas été déposé avant la date limite, ou la "
+               "subvention est devenue caduque faute de demande du solde dans le délai (voir l'historique).",
 }
 
 EVENT_LABELS = {
@@ -35,6 +36,10 @@ EVENT_LABELS = {
     "refuse": "Demande refusée",
     "record_payment": "Versement partiel",
     "record_final_payment": "Versement final",
+    "send_payment_request": "Demande de versement envoyée",
+    "return_payment_request": "Demande de versement renvoyée pour correction",
+    "lapse": "Subvention caduque (solde non demandé dans le délai)",
+    "lapse_after_instalments": "Solde caduc : dossier clos aux acomptes versés",
     "withdraw": "Dossier retiré",
     "expire": "Dossier expiré (non déposé à la date limite)",
     "cancel_grant": "Attribution annulée",

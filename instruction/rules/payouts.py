@@ -11,6 +11,7 @@ A balance (solde) below the grant leaves the rest to be released to the envelope
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, localcontext
@@ -36,7 +37,8 @@ class PaymentRules:
 
     instalments_max: int  # acomptes before the balance
     instalment_max_share: Decimal  # of the grant, all acomptes together
-    balance_due_months: int  # after the grant decision, then the grant lapses (caducité)
+    # The time limit to ask for the balance is the campaign's ``payment_request_months`` (the grant
+    # letter states it; one parameter, one source of truth): ``balance_due_on``.
     reminder_days: tuple[int, ...]  # reminders this many days before the lapse
     references: tuple[tuple[str, str], ...] = ()  # (parameter, its reference)
 
@@ -44,7 +46,6 @@ class PaymentRules:
 _CONVERT = {
     "instalments_max": lambda r, p, v: r.integer(p, v, minimum=0),
     "instalment_max_share": lambda r, p, v: _share(r, p, v),
-    "balance_due_months": lambda r, p, v: r.integer(p, v),
     "reminder_days": lambda r, p, v: _days(r, p, v),
 }
 
@@ -81,6 +82,14 @@ def payment_rules(instant: datetime | date) -> PaymentRules:
     values = {name: parameter.value_at(instant) for name, parameter in dated.items()}
     references = tuple((name, parameter.entry_at(instant).reference) for name, parameter in dated.items())
     return PaymentRules(**values, references=references)
+
+
+def balance_due_on(decided_on: date, months: int) -> date:
+    """The last day to ask for the balance: ``months`` after the grant decision, the same day of
+    the month (the last day of a shorter month); the grant lapses the day after."""
+    index = decided_on.month - 1 + months
+    year, month = decided_on.year + index // 12, index % 12 + 1
+    return date(year, month, min(decided_on.day, calendar.monthrange(year, month)[1]))
 
 
 @dataclass(frozen=True)

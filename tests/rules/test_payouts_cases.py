@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from instruction.rules import ExpenseLine, load_campaign
-from instruction.rules.payouts import Claim, payable, payment_rules
+from instruction.rules.payouts import Claim, balance_due_on, payable, payment_rules
 
 CASES = Path(__file__).parent / "payouts"
 
@@ -65,6 +65,17 @@ ZERO = Decimal("0.00")
 
 def test_the_payment_rules_in_force_carry_their_references():
     rules = payment_rules(date(2021, 9, 1))
-    assert (rules.instalments_max, rules.instalment_max_share, rules.balance_due_months,
-            rules.reminder_days) == (2, Decimal("0.80"), 24, (90, 30))
+    assert (rules.instalments_max, rules.instalment_max_share,
+            rules.reminder_days) == (2, Decimal("0.80"), (90, 30))
     assert all(reference.startswith("Décision du service") for _, reference in rules.references)
+
+
+@pytest.mark.parametrize("decided, months, last_day", [
+    (date(2026, 11, 28), 24, date(2028, 11, 28)),
+    (date(2026, 8, 31), 6, date(2027, 2, 28)),  # no 31 February: the last day of the month
+    (date(2027, 8, 31), 6, date(2028, 2, 29)),  # a leap year
+    (date(2026, 12, 15), 1, date(2027, 1, 15)),  # across the year
+    (date(2026, 1, 31), 1, date(2026, 2, 28)),
+])
+def test_the_last_day_to_ask_for_the_balance(decided, months, last_day):
+    assert balance_due_on(decided, months) == last_day
