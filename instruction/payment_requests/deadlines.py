@@ -70,6 +70,6 @@ def balance_deadlines(now: datetime) -> str:
                                  "days": days, "last_day": format_date_fr(due),
                                  "granted_amount": format_euros(d.granted_amount or ZERO),
                                  "paid": format_euros(d.paid_amount or ZERO)})
-                for d, days, due in reminders])
+                for d, days, due in reminders], now=now)
         db.session.commit()
     return f"{reminded} rappel(s) avant la date limite du solde, {lapsed} subvention(s) caduque(s)"
