@@ -365,8 +365,13 @@ def generate(app, n: int, seed: int, now: datetime | None = None) -> dict:
                 for table in next_id:
                     cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                    f"(SELECT COALESCE(MAX(id), 1) FROM {table}))")
-                cursor.execute("ANALYZE")
             raw.driver_connection.commit()
+            # VACUUM as autovacuum would in production: without the visibility map the queue's tab
+            # counts are a sequential scan instead of an index-only scan (3x slower at 100 k).
+            raw.driver_connection.autocommit = True
+            with raw.driver_connection.cursor() as cursor:
+                cursor.execute("VACUUM (ANALYZE)")
+            raw.driver_connection.autocommit = False  # the connection goes back to the pool
         finally:
             raw.close()
     return {"dossiers": n, "states": dict(sorted(states_count.items())), "expense_lines": line_count,
