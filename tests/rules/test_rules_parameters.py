@@ -78,9 +78,19 @@ def test_deadline_2021_is_end_of_31_december_paris():
     assert not params.before_deadline(datetime.fromisoformat("2022-01-01T00:00:00+01:00"))
 
 
-def test_demo_differs_only_by_dates():
+def test_demo_differs_only_by_dates_and_its_assumed_programme_envelope():
+    """The guide's campaign has no programme envelope (the guide sets none: an invented amount
+    must not pass for the Region's vote); the fictional demo campaign carries an assumption."""
     pair, demo = load_campaign("pair-2021"), load_campaign("demo")
-    assert demo.aids == pair.aids
+    assert all("programme_amount" not in aid.dated for aid in pair.aids.values())
+    assert {n: aid.dated["programme_amount"].value_at(date(2027, 1, 1)) for n, aid in demo.aids.items()} == {
+        1: Decimal("500000.00"), 2: Decimal("1500000.00"), 3: Decimal("1500000.00"),
+        4: Decimal("2000000.00"), 5: Decimal("1000000.00")}
+    without_envelope = {n: {k: v for k, v in aid.dated.items() if k != "programme_amount"}
+                        for n, aid in demo.aids.items()}
+    assert without_envelope == {n: dict(aid.dated) for n, aid in pair.aids.items()}
+    assert {n: (a.title, a.cap_scope) for n, a in demo.aids.items()} == \
+        {n: (a.title, a.cap_scope) for n, a in pair.aids.items()}
     assert demo.opens_at == datetime.fromisoformat("2026-01-01T00:00:00+01:00")
     assert demo.deadline == datetime.fromisoformat("2027-07-01T00:00:00+02:00")
     assert demo.last_day == date(2027, 6, 30)
