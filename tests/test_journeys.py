@@ -69,6 +69,10 @@ def test_a_small_commune_from_registration_to_its_grant_letter(small_commune, re
     invoice_software.write_bytes(factories.pdf_bytes("Facture suite bureautique 450 EUR HT"))
     signed_quote = tmp_path / "devis-signé-logiciel.pdf"
     signed_quote.write_bytes(factories.pdf_bytes("Devis signe suite bureautique"))
+    paid_computer = tmp_path / "facture-acquittée-ordinateur.pdf"
+    paid_computer.write_bytes(factories.pdf_bytes("Facture acquittee ordinateur portable 1200 EUR HT"))
+    paid_software = tmp_path / "facture-acquittée-logiciel.pdf"
+    paid_software.write_bytes(factories.pdf_bytes("Facture acquittee suite bureautique 450 EUR HT"))
 
     with journey(request, base, tmp_path) as j:
         agent = j.person("agent")
@@ -241,16 +245,85 @@ def test_a_small_commune_from_registration_to_its_grant_letter(small_commune, re
                 "1", euros("1 450,00 €"), euros("1 450,00 €"), euros("0,00 €"), euros("1 450,00 €")]
             assert figures(instructor, "Nombre de dossiers par état", "Attribué") == ["1"]
 
-        with j.step("the export of the decided dossiers shows the grant", "instructor"):
-            instructor.goto(f"{base}/instruction/?onglet=decides")
-            j.check("instructor", "instruction — dossiers décidés")
-            data = download_of(instructor, lambda: instructor.get_by_test_id("export-csv").click())
+        with j.step("the agent asks for the balance with the paid invoices", "agent"):
+            agent.reload()
+            agent.get_by_role("region", name="Demande de versement").get_by_role(
+                "link", name="Demander un versement").click()
+            expect(agent.get_by_role("heading", name="Demande de versement", level=1)).to_be_visible()
+            j.check("agent", "portail — demande de versement")
+            agent.get_by_label(re.compile("^Solde")).check()
+            agent.get_by_role("button", name="Commencer la demande de versement").click()
+            for category, amount, label, pack, invoice in (
+                    ("Équipement", "1 200,00", "Ordinateur portable du secrétariat",
+                     "Pack 1 (forfait de 1 000,00 €)", paid_computer),
+                    ("Logiciel", "450,00", "Suite bureautique", "Pack 2 (forfait de 500,00 €)", paid_software)):
+                agent.get_by_label("Catégorie de dépense").select_option(label=category)
+                agent.get_by_label("Description de la dépense").fill(label)
+                agent.get_by_label("Montant HT en euros").fill(amount)
+                agent.get_by_label("Pack", exact=True).select_option(label=euros(pack))
+                agent.get_by_label("Facture acquittée (PDF, JPEG ou PNG)").set_input_files(str(invoice))
+                agent.get_by_role("button", name="Ajouter la dépense réalisée").click()
+                expect(agent.get_by_role("link", name=invoice.name, exact=True)).to_be_visible()
+            expect(agent.get_by_test_id("declared-total")).to_have_text(euros("1 650,00 €"))
+            expect(agent.get_by_test_id("payable")).to_have_text(euros("1 450,00 €"))  # as granted
+            j.check("agent", "portail — solde prêt à envoyer")
+            agent.get_by_role("button", name="Envoyer la demande de versement").click()  # not attested
+            expect(agent.get_by_test_id("current-request")).to_contain_text("En préparation")
+            j.check("agent", "portail — demande de versement sans attestation")
+            agent.get_by_label(re.compile("^J'atteste sur l'honneur")).check()
+            agent.get_by_role("button", name="Envoyer la demande de versement").click()
+            expect(agent.get_by_text(euros("Demande de versement envoyée : 1 450,00 € à verser"))).to_be_visible()
+            expect(agent.get_by_role("region", name="Demande de versement")).to_contain_text("Demande en cours : solde")
+            j.check("agent", "portail — solde demandé")
+
+        finance = j.log_in("finance", people["finance"])
+        with j.step("finance pays the balance", "finance"):
+            finance.goto(f"{base}/instruction/?onglet=decides")
+            finance.get_by_role("row").filter(has_text=reference).get_by_role("link", name=reference).click()
+            finance.get_by_role("region", name="Demandes de versement").get_by_role(
+                "link", name=re.compile("^Solde")).click()
+            expect(finance.get_by_test_id("request-status")).to_have_text("Envoyée, en attente de la Région")
+            j.check("finance", "versement — demande de solde reçue")
+            expect(finance.get_by_label("Montant versé (€)")).to_have_value("1450,00")
+            finance.get_by_label("Date du versement").fill("2026-11-28")  # the day (not in the future)
+            finance.get_by_label("Référence (mandat, titre…)").fill("MANDAT-2026-1187")
+            finance.get_by_role("button", name="Verser le montant").click()
+            confirm = finance.get_by_role("button", name="Confirmer le versement du solde")
+            if confirm.count():  # the balance closes the dossier: said, then confirmed
+                j.check("finance", "versement — confirmation du solde")
+                confirm.click()
+            expect(finance.get_by_text(euros(
+                "Versement de 1 450,00 € enregistré pour la demande. Le dossier est soldé"))).to_be_visible()
+            expect(finance.get_by_role("heading", level=1)).to_contain_text("Versé")
+            expect(finance.get_by_role("region", name="Demandes de versement")).to_contain_text("Solde — Versée")
+            j.check("finance", "instruction — dossier soldé")
+            subjects = [m["Subject"] for m in stack.mails_to(AGENT, 7)]
+            assert any(subject.startswith(f"Dossier {reference} : versement") for subject in subjects), subjects
+
+        with j.step("the agent sees the dossier paid", "agent"):
+            agent.goto(f"{base}/portail/")
+            agent.get_by_role("link", name="Équipement du secrétariat de mairie").click()
+            expect(agent.get_by_test_id("state")).to_have_text("Versé")
+            expect(agent.get_by_test_id("payments")).to_contain_text(euros("1 450,00 €"))
+            expect(agent.get_by_test_id("payments")).to_contain_text("MANDAT-2026-1187")
+            j.check("agent", "portail — dossier versé")
+
+        with j.step("the dashboard and the export show the payment", "finance"):
+            finance.get_by_role("link", name="Tableau de bord").click()
+            j.check("finance", "tableau de bord — après le versement")
+            # dossiers, requested, granted, paid, committed (the paid amount once the balance is paid)
+            assert figures(finance, "Montants demandés, attribués et versés par aide", "Aide 1 ·")[:5] == [
+                "1", euros("1 450,00 €"), euros("1 450,00 €"), euros("1 450,00 €"), euros("1 450,00 €")]
+            assert figures(finance, "Nombre de dossiers par état", "Versé") == ["1"]
+            finance.goto(f"{base}/instruction/?onglet=verses")
+            j.check("finance", "instruction — dossiers versés")
+            data = download_of(finance, lambda: finance.get_by_test_id("export-csv").click())
             rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"))
             [line] = [r for r in rows if r["Référence"] == reference]
-            assert (line["Demandeur"], line["INSEE ou SIREN"], line["État"]) == ("Agencourt", "21001", "Attribué")
+            assert (line["Demandeur"], line["INSEE ou SIREN"], line["État"]) == ("Agencourt", "21001", "Versé")
             assert line["Aide"] == "Aide 1 · Mise à niveau de l’équipement et aménagement numérique"
             assert (line["Montant demandé"], line["Attribué"], line["Versé"], line["Reste à verser"]) == (
-                "1450,00", "1450,00", "", "1450,00")
+                "1450,00", "1450,00", "1450,00", "0,00")
 
         j.assert_accessible()
 
