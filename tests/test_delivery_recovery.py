@@ -40,7 +40,8 @@ class Killed(BaseException):
 def three_recipient_message(session):
     users = [factories.user("instructor") for _ in range(3)]
     message = queue("digest", key=f"test:crash:{users[0].id}", recipients=users, context={"new": [], "waiting": [],
-                                                                                           "envelopes": []})
+                                                                                           "envelopes": []},
+                    now=utcnow())
     session.commit()
     return message, users
 

@@ -241,7 +241,8 @@ def test_a_recipient_refused_for_good_fails_at_once_and_the_others_are_sent(sess
 def test_account_e_mails_carry_their_own_link(session, sink):
     user = factories.user("applicant")
     queue("password_reset", key=f"password-reset:{user.id}:1", recipients=[user],
-          context={"url": "https://aides.example/mot-de-passe/jeton", "full_name": "Claire Martin"})
+          context={"url": "https://aides.example/mot-de-passe/jeton", "full_name": "Claire Martin"},
+          now=clock.now())
     message = session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "password_reset"))
     session.commit()
     t0 = clock.now()

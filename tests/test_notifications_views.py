@@ -6,6 +6,7 @@ import re
 
 from sqlalchemy import select
 
+from instruction import clock
 from instruction.dossiers import services
 from instruction.notifications.models import Delivery
 from instruction.notifications.services import queue
@@ -22,7 +23,8 @@ def test_applicant_sees_their_notifications_newest_first_with_badge(client, sess
     dossier = factories.dossier("received")
     applicant = factories.applicant_of(dossier.collectivite)
     services.request_documents(dossier, factories.staff("instructor"), "La facture signée.", now=NOW)
-    queue("password_reset", key="reset:1", recipients=[applicant], context={"url": "https://x/y", "full_name": "A"})
+    queue("password_reset", key="reset:1", recipients=[applicant], context={"url": "https://x/y", "full_name": "A"},
+          now=clock.now())
     stranger = factories.user("applicant", collectivite=factories.epci("200023075"))
     factories.dossier("received", collectivite=stranger.collectivite)
     session.commit()

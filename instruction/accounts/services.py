@@ -145,12 +145,12 @@ def register_applicant(*, email: str, full_name: str, password: str, collectivit
         if existing.active:
             notifications.queue("account_exists", key=_next_key(existing, "exists"), recipients=[existing],
                                 context={"url": _external_url("auth.login"), "full_name": existing.full_name,
-                                         "email": existing.email})
+                                         "email": existing.email}, now=now)
         return None
     user = create_user(email=email, full_name=full_name.strip(), password=password, role="applicant",
                        collectivite=collectivite, confirmed=False, approved=False, now=now)
-    send_confirmation(user)
-    notify_pending(user)
+    send_confirmation(user, now=now)
+    notify_pending(user, now=now)
     return user
 
 
@@ -197,7 +197,7 @@ def confirmation_token(user: User) -> str:
     return _serializer(CONFIRM_SALT).dumps({"uid": user.id, "email": user.email})
 
 
-def send_confirmation(user: User) -> None:
+def send_confirmation(user: User, *, now: datetime) -> None:
     """Queue the e-mail with the confirmation link (kind ``account_confirmation``)."""
     notifications.queue(
         "account_confirmation", key=_next_key(user, "confirm"), recipients=[user],
@@ -205,15 +205,16 @@ def send_confirmation(user: User) -> None:
                  "full_name": user.full_name, "email": user.email,
                  "collectivite": user.collectivite.name if user.collectivite else None,
                  "expires_in_days": CONFIRM_MAX_AGE // 86400},
+        now=now,
     )
 
 
-def resend_confirmation(email: str) -> None:
+def resend_confirmation(email: str, *, now: datetime) -> None:
     """Queue a new link if an unconfirmed account has this e-mail; silent otherwise (the answer
     must not tell who has an account)."""
     user = find_user_by_email(email)
     if user is not None and user.active and user.email_confirmed_at is None:
-        send_confirmation(user)
+        send_confirmation(user, now=now)
 
 
 def confirm_email(token: str, *, now: datetime, max_age: int = CONFIRM_MAX_AGE) -> User:
@@ -239,7 +240,7 @@ def reset_token(user: User) -> str:
     return _serializer(RESET_SALT).dumps({"uid": user.id, "pw": _fingerprint(user)})
 
 
-def request_password_reset(email: str) -> None:
+def request_password_reset(email: str, *, now: datetime) -> None:
     """Queue a reset link (kind ``password_reset``) if an active account has this e-mail; silent
     otherwise."""
     user = find_user_by_email(email)
@@ -250,6 +251,7 @@ def request_password_reset(email: str) -> None:
         context={"url": _external_url("auth.reset_password", token=reset_token(user)),
                  "full_name": user.full_name, "email": user.email,
                  "expires_in_minutes": RESET_MAX_AGE // 60},
+        now=now,
     )
 
 
@@ -390,7 +392,7 @@ def _collectivite_context(user: User) -> dict:
             "collectivite_code": collectivite.code}
 
 
-def notify_pending(user: User) -> None:
+def notify_pending(user: User, *, now: datetime) -> None:
     """Tell who may approve ``user``'s account that it waits (kind ``account_pending``): the Region's
     admins (link to the accounts page) and, separately, the approved agents of the collectivité
     (link to their portal home). One outbox row per audience, keys
@@ -401,12 +403,12 @@ def notify_pending(user: User) -> None:
                                 .order_by(User.id)).all()
     notifications.queue("account_pending", key=f"account:{user.id}:pending:region", recipients=admins,
                         context={**context, "audience": "region",
-                                 "url": _external_url("admin.accounts")})
+                                 "url": _external_url("admin.accounts")}, now=now)
     agents = db.session.scalars(approved_agents_query(user.applicant_collectivite.id)).all()
     notifications.queue("account_pending", key=f"account:{user.id}:pending:collectivite",
                         recipients=[agent for agent in agents if agent.id != user.id],
                         context={**context, "audience": "collectivite",
-                                 "url": _external_url("portal.index", _anchor="demandes-acces")})
+                                 "url": _external_url("portal.index", _anchor="demandes-acces")}, now=now)
 
 
 def approve_account(user: User, approver: User, *, now: datetime) -> User:
@@ -425,7 +427,7 @@ def approve_account(user: User, approver: User, *, now: datetime) -> User:
         context={"full_name": user.full_name, "email": user.email, "approved_by": _approved_by(approver),
                  "email_confirmed": user.email_confirmed_at is not None,
                  "approved_by_id": approver.id, "url": _external_url("auth.login"),
-                 **_collectivite_context(user)})
+                 **_collectivite_context(user)}, now=now)
     return user
 
 
@@ -445,7 +447,7 @@ def refuse_account(user: User, approver: User, reason: str, *, now: datetime) ->
         "account_refused", key=f"account:{user.id}:refused", recipients=[user],
         context={"full_name": user.full_name, "email": user.email, "reason": reason,
                  "refused_by": _refused_by(approver), "refused_by_id": approver.id,
-                 "refused_at": now.isoformat(), **_collectivite_context(user)})
+                 "refused_at": now.isoformat(), **_collectivite_context(user)}, now=now)
     result = db.session.execute(
         update(User).where(User.id == user.id, _pending_condition()).values(active=False)
         .execution_options(synchronize_session="fetch"))
@@ -478,11 +480,11 @@ def invite_user(*, email: str, full_name: str, role: str, invited_by: User, now:
     user = create_user(email=email, full_name=full_name, password=secrets.token_urlsafe(32), role=role,
                        collectivite=collectivite, confirmed=False, approved=True, now=now)
     user.created_at, user.approved_by_id = now, invited_by.id
-    send_invitation(user, invited_by)
+    send_invitation(user, invited_by, now=now)
     return user
 
 
-def send_invitation(user: User, invited_by: User) -> None:
+def send_invitation(user: User, invited_by: User, *, now: datetime) -> None:
     """Queue the invitation e-mail with a fresh link; the outbox row keeps what the e-mail says."""
     notifications.queue(
         "account_invitation", key=_next_key(user, "invite"), recipients=[user],
@@ -491,7 +493,7 @@ def send_invitation(user: User, invited_by: User) -> None:
                  "role_label": user.role_label,
                  "collectivite": user.collectivite.name if user.collectivite else None,
                  "invited_by": invited_by.full_name, "invited_by_id": invited_by.id,
-                 "expires_in_days": INVITE_MAX_AGE // 86400})
+                 "expires_in_days": INVITE_MAX_AGE // 86400}, now=now)
 
 
 def invitation_pending(user: User) -> bool:

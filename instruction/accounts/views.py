@@ -240,7 +240,7 @@ def resend_confirmation():
                                message=" ".join(form.email.errors) or "Adresse électronique invalide.",
                                category="danger", resend=True, resend_form=form), 400
     try:
-        perform(services.resend_confirmation, form.email.data)
+        perform(services.resend_confirmation, form.email.data, now=clock.now())
     except IntegrityError:  # a double click queued the same message: one is enough
         pass
     flash("Si un compte non confirmé existe pour cette adresse, un nouveau lien de confirmation "
@@ -257,7 +257,7 @@ def forgot_password():
     form = EmailForm()
     if form.validate_on_submit():
         try:
-            perform(services.request_password_reset, form.email.data)
+            perform(services.request_password_reset, form.email.data, now=clock.now())
         except IntegrityError:  # a double click queued the same message: one is enough
             pass
         flash("Si un compte existe pour cette adresse, un lien pour choisir un nouveau mot de passe "

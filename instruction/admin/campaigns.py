@@ -101,7 +101,7 @@ def _change_dates(actor: User, campaign: Campaign, *, opens_at: datetime, deadli
         context={"campaign": campaign.title, "change": change, "message": message or None,
                  "drafts": references, "still_open": still_open,
                  "last_day": format_date_fr(last_day(deadline_at)),
-                 "url": _external_url("portal.index")})
+                 "url": _external_url("portal.index")}, now=now)
 
 
 def open_early(actor: User, campaign: Campaign, *, message: str, now: datetime) -> None:

@@ -59,7 +59,7 @@ def resend_invitation(actor: User, user: User, *, now: datetime) -> None:
                            "pas une invitation.")
     if not accounts.invitation_pending(user):
         raise AccountError(f"{user.full_name} a déjà choisi son mot de passe : pas d'invitation à renvoyer.")
-    accounts.send_invitation(user, actor)
+    accounts.send_invitation(user, actor, now=now)
     audit.record(actor, "resend_invitation", subject_kind="user", subject_id=user.id,
                  label=label_of(user), now=now)
 
@@ -112,7 +112,7 @@ def reactivate(actor: User, user: User, *, now: datetime) -> None:
                      "approved_by": accounts.REGION, "approved_by_id": actor.id,
                      "email_confirmed": user.email_confirmed_at is not None,
                      "url": accounts._external_url("auth.login"),
-                     **accounts._collectivite_context(user)})
+                     **accounts._collectivite_context(user)}, now=now)
     audit.record(actor, "reactivate", subject_kind="user", subject_id=user.id, label=label_of(user),
                  now=now, before=before, after=after)
 

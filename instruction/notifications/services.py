@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # the accounts send notifications: they are above this packag
 
 
 def queue(kind: str, *, key: str, recipients: Iterable[User], dossier=None,
-          context: dict | None = None, now: datetime | None = None) -> OutboxMessage | None:
+          context: dict | None = None, now: datetime) -> OutboxMessage | None:
     """Write one outbox row and one delivery per recipient. ``key`` is unique: queuing the same
     key twice returns the existing row and adds nothing. ``now``: the instant of the event (the
     row's creation, its deliveries due from then).
@@ -37,9 +37,7 @@ def queue(kind: str, *, key: str, recipients: Iterable[User], dossier=None,
         if user is None or not user.active or user.email in seen:
             continue
         seen.add(user.email)
-        deliveries.append(Delivery(user=user, email=user.email))
-        if now is not None:
-            deliveries[-1].next_attempt_at = now
+        deliveries.append(Delivery(user=user, email=user.email, next_attempt_at=now))
     if not deliveries:
         return None
     context = dict(context or {})
@@ -49,8 +47,7 @@ def queue(kind: str, *, key: str, recipients: Iterable[User], dossier=None,
         context.setdefault("collectivite", dossier.collectivite.name)
     message = OutboxMessage(key=key, kind=kind, dossier=dossier, context=context,
                             deliveries=deliveries)
-    if now is not None:
-        message.created_at = message.dispatched_at = now
+    message.created_at = message.dispatched_at = now
     db.session.add(message)
     return message
 

@@ -30,12 +30,12 @@ from instruction.territory.models import Collectivite
 ENVELOPE_ALERT = Decimal("0.90")  # "nearly exhausted": at least 90 % consumed
 
 
-def _queue_once(kind: str, key: str, **kw) -> bool:
+def _queue_once(kind: str, key: str, *, now: datetime, **kw) -> bool:
     """Queue and commit one message; False if its key already exists (sent before)."""
     if db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.key == key)) is not None:
         return False
     try:
-        message = queue(kind, key=key, **kw)
+        message = queue(kind, key=key, now=now, **kw)
         db.session.commit()
     except IntegrityError:  # the same key queued at the same moment by another run
         db.session.rollback()

@@ -8,6 +8,7 @@ from collections import Counter
 
 from sqlalchemy import select
 
+from instruction import clock
 from instruction.extensions import db
 from instruction.notifications.models import Delivery, OutboxMessage
 from instruction.notifications.services import queue
@@ -33,7 +34,7 @@ def test_smtp_refusing_then_accepting(database_url, sink, tmp_path, monkeypatch)
                 OutboxMessage.dossier_id == dossier.id, OutboxMessage.kind == "submit"))
             for i in range(MESSAGES):
                 queue("submit", key=f"fault-smtp-{dossier.id}-{i}", recipients=[applicant], dossier=dossier,
-                      context=dict(submitted.context))
+                      context=dict(submitted.context), now=clock.now())
             db.session.commit()
             mine = select(Delivery).join(Delivery.message).where(
                 OutboxMessage.key.like(f"fault-smtp-{dossier.id}-%"))

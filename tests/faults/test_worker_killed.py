@@ -84,7 +84,7 @@ def test_worker_killed_while_delivering(database_url, private_redis, sink, tmp_p
                                                                   OutboxMessage.kind == "submit"))
         for i in range(MESSAGES):  # the e-mail of the real submission, to many recipients
             queue("submit", key=f"fault-kill-{dossier.id}-{i}", recipients=[applicants[i % 10]], dossier=dossier,
-                  context=dict(submitted.context))
+                  context=dict(submitted.context), now=clock.now())
         db.session.commit()  # the after-commit hook queues one task per message on the private Redis
         ids = set(db.session.scalars(select(Delivery.id).join(Delivery.message)
                                      .where(OutboxMessage.key.like(f"fault-kill-{dossier.id}-%"))))
@@ -158,7 +158,7 @@ def test_a_throttled_backlog_is_never_queued_twice(database_url, private_redis, 
         assert jobs.run_job("dispatch", now=clock.now()) == "1 message(s) remis en file"
         keys = [f"fault-backlog-{dossier.id}-{i}" for i in range(count)]
         for key in keys:
-            queue("submit", key=key, recipients=[applicant], dossier=dossier)
+            queue("submit", key=key, recipients=[applicant], dossier=dossier, now=clock.now())
         db.session.commit()  # forty tasks in the queue
         message_ids = set(db.session.scalars(select(OutboxMessage.id).where(OutboxMessage.key.in_(keys))))
         mine = Delivery.message_id.in_(message_ids)
