@@ -287,7 +287,11 @@ def paris(*args) -> datetime:
     return datetime(*args, tzinfo=PARIS).astimezone(UTC)
 
 
-def test_reminders_j30_j7_j1_then_the_deadline_through_the_worker(worker_app, sink):
+def test_reminders_j30_j7_j1_then_the_deadline_through_the_worker(worker_app, sink, monkeypatch):
+    # The jobs' e-mails are due from the job's instant: the worker's deliveries read the same
+    # frozen clock as the jobs, or the 2027 messages would not be due yet.
+    frozen = {"now": paris(2027, 6, 1, 9)}
+    monkeypatch.setattr("instruction.clock.now", lambda: frozen["now"])
     draft = factories.dossier("draft")
     submitted = factories.dossier("received")  # its "submit" e-mail goes out too
     applicant = factories.applicant_of(draft.collectivite)
@@ -306,9 +310,12 @@ def test_reminders_j30_j7_j1_then_the_deadline_through_the_worker(worker_app, si
     with embedded_worker(worker_app):
         for day in (paris(2027, 6, 1, 9), paris(2027, 6, 1, 10), paris(2027, 6, 24, 9),
                     paris(2027, 6, 28, 9), paris(2027, 6, 30, 9), paris(2027, 6, 30, 10)):
+            frozen["now"] = day
             jobs.run_job("reminders", now=day)
         assert len(about_the_draft(3)) == 3
+        frozen["now"] = paris(2027, 7, 1, 0, 15)
         assert jobs.run_job("deadline", now=paris(2027, 7, 1, 0, 15)) == "1 brouillon(s) clos à la date limite"
+        frozen["now"] = paris(2027, 7, 1, 0, 30)
         assert jobs.run_job("deadline", now=paris(2027, 7, 1, 0, 30)) == "0 brouillon(s) clos à la date limite"
         mails = about_the_draft(4)
     assert [m["Subject"] for m in mails] == [
