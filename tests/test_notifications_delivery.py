@@ -312,6 +312,19 @@ def test_messages_are_queued_after_the_commit_that_wrote_them(session, queued):
     assert queued == [message_of(dossier, "submit").id]
 
 
+def test_a_savepoint_released_inside_the_transaction_queues_nothing_yet(session, queued):
+    """SQLAlchemy calls ``after_commit`` when a SAVEPOINT is released too (the commission's grants,
+    one savepoint per line): queuing then handed the worker a row it could not see yet, and the
+    grant e-mail waited for the re-dispatch, an hour later."""
+    dossier = factories.dossier("draft")
+    session.commit()
+    with session.begin_nested():
+        services.submit(dossier, factories.applicant_of(dossier.collectivite), now=NOW)
+    assert queued == []  # the savepoint is released, the transaction is still open
+    session.commit()
+    assert queued == [message_of(dossier, "submit").id]
+
+
 def test_nothing_is_queued_when_the_transaction_rolls_back(session, queued):
     dossier = factories.dossier("draft")
     session.commit()

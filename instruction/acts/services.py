@@ -198,7 +198,8 @@ def _forget_on_rollback(key: str) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _keep_files(session: Session) -> None:
-    session.info.pop("acts_new_files", None)
+    if not session.in_nested_transaction():  # a released SAVEPOINT is not the commit
+        session.info.pop("acts_new_files", None)
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -206,7 +206,8 @@ WRITTEN_FILES = "documents.written_files"  # key in Session.info: files of the o
 
 @event.listens_for(Session, "after_commit")
 def _keep_written_files(session: Session) -> None:
-    session.info.pop(WRITTEN_FILES, None)
+    if not session.in_nested_transaction():  # a released SAVEPOINT is not the commit
+        session.info.pop(WRITTEN_FILES, None)
 
 
 @event.listens_for(Session, "after_soft_rollback")

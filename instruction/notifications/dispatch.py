@@ -53,6 +53,8 @@ def track(message_ids: Iterable[int]) -> None:
 
 
 def _after_commit(session) -> None:
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT released (SQLAlchemy calls after_commit for it): not committed yet
     ids = sorted(session.info.pop(_KEY, ()))
     if not ids or not current_app.config.get("NOTIFICATION_DISPATCH_ON_COMMIT"):
         return
