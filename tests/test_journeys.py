@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 
 import pytest
 
@@ -402,9 +403,16 @@ def test_a_small_commune_s_dossier_granted_by_a_vote_of_the_commission(voted_cam
             text = pdf_text(download_of(agent, lambda: agent.get_by_test_id("act-grant").click()))
             assert reference in text and "1000,00€" in text and "milleeuros" in text
             assert "CP-2026-11-042" in text and "28novembre2026" in text
-            # (The grant's e-mail is not asserted: after the commission's grant the delivery task runs
-            # and sends nothing, the row stays pending; reported, not fixed here.)
-            assert f"Dossier {reference} : dossier éligible" in [m["Subject"] for m in stack.mails_to(AGENT)]
+            # The grant e-mail arrives (each line is granted in a savepoint; the outbox is handed to
+            # the worker at the commit, not at the savepoint: test_notifications_delivery).
+            granted = f"Dossier {reference} : subvention attribuée"
+            deadline = time.monotonic() + 60
+            while (granted not in [m["Subject"] for m in stack.sink.to(AGENT)]
+                   and time.monotonic() < deadline):
+                time.sleep(0.2)
+            subjects = [m["Subject"] for m in stack.sink.to(AGENT)]
+            assert f"Dossier {reference} : dossier éligible" in subjects
+            assert granted in subjects, f"{subjects}; worker log:\n{stack.log_tail('worker.log')}"
             j.check("agent", "portail — subvention votée")
 
         j.assert_accessible()
