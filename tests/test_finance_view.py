@@ -17,7 +17,7 @@ NBSP = "\u00a0"
 def cell(html: str, row_marker: str, column: str) -> str:
     row = html[html.index(row_marker):]
     row = row[:row.index("</tr>")]
-    value = re.search(rf'data-col="{column}">([^<]*)<', row).group(1)
+    value = re.search(rf'data-col="{column}"[^>]*>([^<]*)<', row).group(1)
     return value.replace(NBSP, " ").replace("\u202f", " ").strip()
 
 
