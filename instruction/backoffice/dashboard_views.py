@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, render_template, request
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -15,19 +15,14 @@ from instruction.backoffice import charts, dashboard, queries
 from instruction.campaigns.models import Campaign
 from instruction.campaigns.services import current_campaign
 from instruction.dossiers.models import STATE_LABELS
-from instruction.extensions import db, login_manager
+from instruction.extensions import db
 from instruction.rules.formatting import format_euros, format_integer, format_percent
+from instruction.web.access import staff_only
 
 bp = Blueprint("dashboard", __name__)
 
 
-@bp.before_request
-def staff_only():
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    if not current_user.is_staff:
-        abort(404)
-    return None
+bp.before_request(staff_only(404))
 
 
 def decimal_fr(value: Decimal | None) -> str:

@@ -11,8 +11,8 @@ from instruction import clock
 from instruction.backoffice import queries
 from instruction.exports import services
 from instruction.exports.models import ExportJob
-from instruction.extensions import login_manager
 from instruction.rules.formatting import format_integer
+from instruction.web.access import staff_only
 from instruction.web.actions import attempt
 
 bp = Blueprint("exports", __name__, url_prefix="/instruction/exports")
@@ -20,13 +20,7 @@ bp = Blueprint("exports", __name__, url_prefix="/instruction/exports")
 MIMETYPES = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
-@bp.before_request
-def staff_only():
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    if not current_user.is_staff:
-        abort(404)
-    return None
+bp.before_request(staff_only(404))
 
 
 def _job(job_id: int) -> ExportJob:

@@ -14,14 +14,14 @@ from instruction.documents import services as documents
 from instruction.dossiers.access import visible_dossier
 from instruction.dossiers.models import Dossier
 from instruction.dossiers.services import AlreadyDone, ConfirmationRequired
-from instruction.extensions import db, login_manager
+from instruction.extensions import db
 from instruction.payment_requests import services
 from instruction.payment_requests.forms import ExpenseForm, PayForm, ReturnForm, SendForm, StartForm
 from instruction.payment_requests.models import PaymentRequest
 from instruction.portal.services import line_options
 from instruction.rules.formatting import format_euros
 from instruction.rules.parameters import paris_date
-from instruction.web.access import found_or_404
+from instruction.web.access import found_or_404, staff_only
 from instruction.web.actions import attempt, perform
 
 portal = Blueprint("payment_requests", __name__, url_prefix="/portail")
@@ -153,13 +153,7 @@ def send(dossier_id: int, request_id: int):
 # --- finance -----------------------------------------------------------------------------------
 
 
-@finance.before_request
-def staff_only():
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    if not current_user.is_staff:
-        abort(403)
-    return None
+finance.before_request(staff_only(403))
 
 
 def _staff_dossier(dossier_id: int) -> Dossier:

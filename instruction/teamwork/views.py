@@ -19,7 +19,7 @@ from instruction.documents import services as documents
 from instruction.dossiers.access import visible_dossier
 from instruction.dossiers.models import Dossier
 from instruction.errors import Refusal
-from instruction.extensions import db, login_manager
+from instruction.extensions import db
 from instruction.teamwork import services
 from instruction.teamwork.forms import (
     AssignForm,
@@ -31,7 +31,7 @@ from instruction.teamwork.forms import (
 )
 from instruction.teamwork.models import LABEL_COLOURS, MESSAGE_EMAIL_CHOICES, Label
 from instruction.teamwork.team import ASSIGNABLE_ROLES
-from instruction.web.access import found_or_404
+from instruction.web.access import found_or_404, staff_only
 from instruction.web.actions import perform
 
 bp = Blueprint("teamwork", __name__, url_prefix="/instruction")
@@ -41,13 +41,7 @@ labels_bp = Blueprint("labels", __name__, url_prefix="/administration/etiquettes
 MAX_BULK = 200
 
 
-@bp.before_request
-def staff_only():
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    if not current_user.is_staff:
-        abort(403)
-    return None
+bp.before_request(staff_only(403))
 
 
 @labels_bp.before_request

@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import TypeVar
 
 from flask import abort
+from flask.typing import BeforeRequestCallable
+from flask_login import current_user
+
+from instruction.extensions import login_manager
 
 T = TypeVar("T")
 
@@ -15,3 +19,16 @@ def found_or_404(value: T | None) -> T:
     if value is None:
         abort(404)
     return value
+
+
+def staff_only(refusal: int) -> BeforeRequestCallable:
+    """A blueprint's ``before_request`` for staff pages: anonymous to the login page; signed in but
+    not staff (an applicant), ``refusal``: 404 where the page is not even said to exist (exports,
+    the dashboard), 403 otherwise."""
+    def guard():
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if not current_user.is_staff:
+            abort(refusal)
+        return None
+    return guard
