@@ -63,8 +63,9 @@ def dispatch_pending(now: datetime, *, deliver: bool = False) -> str:
     """Queue a delivery task for each message with a due delivery whose task is not (or no longer)
     expected: never queued (broker down at commit), left by a worker that died while sending (a
     claim whose lease has passed: at most ``CLAIM_LEASE`` after the crash), or queued longer ago
-    than NOTIFICATION_REDISPATCH_AFTER (task lost before it started). ``deliver``: send every due message here, now,
-    without a broker (``instruction worker run-jobs --deliver``)."""
+    than NOTIFICATION_REDISPATCH_AFTER (the last resort for a task lost before it started: on Redis
+    such a task comes back within BROKER_VISIBILITY_TIMEOUT, docs/worker.md). ``deliver``: send
+    every due message here, now, without a broker (``instruction worker run-jobs --deliver``)."""
     query = select(OutboxMessage.id).where(exists(select(Delivery.id).where(
         Delivery.message_id == OutboxMessage.id, delivery.due(now))))
     if not deliver:
