@@ -45,8 +45,8 @@ import redis
 from instruction import PROJECT_ROOT
 from instruction.extensions import db
 from tests import factories
+from tests.browser import DESKTOP, chromium, require_chromium
 from tests.conftest import TOTP_ENCRYPTION_KEY, prepared_app, sibling_database_url
-from tests.test_e2e import CHROMIUM, CHROMIUM_ARGS
 from tests.test_notifications_delivery import SmtpSink, parts
 
 REDIS_DB = 9  # the journeys' own Redis database (the worker tests use 5, the login tests 6)
@@ -125,8 +125,7 @@ def live_stack(name: str, tmp: Path, monkeypatch: pytest.MonkeyPatch,
                world: Callable[[], dict] | None = None) -> Iterator[tuple[Stack, dict]]:
     """The stack on the database ``<test database>_<name>``; ``world()`` runs first in the app's
     context (committed) and returns what the test needs to know (e-mails of the people...)."""
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is not installed: run `make test` (or `make browser-deps`).")
+    require_chromium()
     redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
     queue = f"journey-{uuid.uuid4().hex}"
     client = redis.Redis.from_url(redis_url)
@@ -224,7 +223,7 @@ class Journey:
 
     def person(self, who: str):
         """A page of its own (cookies, session) for ``who``."""
-        context = self.browser.new_context(viewport={"width": 1280, "height": 900}, locale="fr-FR",
+        context = self.browser.new_context(viewport=DESKTOP, locale="fr-FR",
                                            accept_downloads=True)
         page = context.new_page()
         page.set_default_timeout(20_000)
@@ -289,17 +288,11 @@ class Journey:
 
 @contextmanager
 def journey(request: pytest.FixtureRequest, base: str, tmp: Path) -> Iterator[Journey]:
-    from playwright.sync_api import sync_playwright
-
     shots = tmp / "steps"
     shots.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(ARTIFACTS / request.node.name, ignore_errors=True)  # a previous run's failure
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield Journey(browser=browser, base=base, name=request.node.name, shots=shots)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield Journey(browser=browser, base=base, name=request.node.name, shots=shots)
 
 
 # --- files ----------------------------------------------------------------------------------

@@ -7,21 +7,17 @@ Served as in tests/test_e2e.py: werkzeug in a thread, a committed database of it
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from werkzeug.serving import make_server
 
 from instruction.extensions import db
 from instruction.teamwork import services as team
 from tests import factories
 from tests.a11y import AXE_PATH, assert_accessible, run_axe
+from tests.browser import DESKTOP, chromium, log_in, require_chromium, serving
 from tests.conftest import prepared_app, sibling_database_url
-from tests.test_e2e import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
-DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 320, "height": 640}
 
 
@@ -30,8 +26,7 @@ def served(tmp_path_factory):
     """The app with a world to visit: an agent of Agencourt with a draft (one line, one invoice)
     and a dossier under instruction with messages; an instructor; finance; an admin; a dossier of
     the CC de la Plaine Dijonnaise granted (its history has several rows) and one received."""
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is not installed: run `make test` (or `make browser-deps`).")
+    require_chromium()
     app = prepared_app(sibling_database_url("a11y"), tmp_path_factory.mktemp("a11y"), WTF_CSRF_ENABLED=True)
     with app.app_context():
         commune = factories.commune("21001")
@@ -56,28 +51,15 @@ def served(tmp_path_factory):
                  "granted": granted.id, "epci": "200000925", "commune": commune.id}
         db.session.commit()
         db.session.remove()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield {"base": f"http://127.0.0.1:{server.server_port}", **world}
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        with app.app_context():
-            db.engine.dispose()
+    with serving(app) as base:
+        yield {"base": base, **world}
 
 
 @pytest.fixture(scope="module")
 def browser(served):
-    from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -136,14 +118,11 @@ def test_assert_accessible_passes_a_clean_page_and_ignores_minor_issues(page):
 # --- every page of today's journeys ---------------------------------------------------------------
 
 
-def log_in(browser, base: str, email: str, *, second_factor: bool = False):
+def signed_in(browser, base: str, email: str, *, second_factor: bool = False):
     context = browser.new_context(viewport=DESKTOP, locale="fr-FR")
     page = context.new_page()
     page.set_default_timeout(15_000)
-    page.goto(f"{base}/connexion")
-    page.get_by_label("Adresse électronique").fill(email)
-    page.get_by_label("Mot de passe").fill(factories.PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
+    log_in(page, base, email)
     if second_factor:
         page.get_by_label("Code").fill(factories.totp_code())
         page.get_by_role("button", name="Valider").click()
@@ -235,7 +214,7 @@ def test_anonymous_pages(served, browser, monkeypatch):
 def test_portal_pages(served, browser, monkeypatch):
     monkeypatch.setattr("instruction.clock.now", lambda: factories.NOW)
     base, failures = served["base"], []
-    page = log_in(browser, base, served["agent"])
+    page = signed_in(browser, base, served["agent"])
     visit(page, f"{base}/portail/", "portail, mes dossiers", failures)
     visit(page, f"{base}/portail/dossiers/{served['draft']}", "portail, brouillon", failures)
     page.get_by_role("button", name="Enregistrer la dépense").click()
@@ -252,7 +231,7 @@ def test_portal_pages(served, browser, monkeypatch):
 def test_backoffice_pages(served, browser, monkeypatch):
     monkeypatch.setattr("instruction.clock.now", lambda: factories.NOW)
     base, failures = served["base"], []
-    page = log_in(browser, base, served["instructor"])
+    page = signed_in(browser, base, served["instructor"])
     visit(page, f"{base}/", "accueil instructeur", failures)
     visit(page, f"{base}/instruction/", "file des dossiers", failures)
     visit(page, f"{base}/instruction/?etat=received", "file des dossiers filtrée", failures)
@@ -267,7 +246,7 @@ def test_backoffice_pages(served, browser, monkeypatch):
     visit(page, f"{base}/tableau-de-bord", "tableau de bord", failures)
     visit(page, f"{base}/instruction/exports/", "exports", failures)
     visit(page, f"{base}/notifications/", "notifications de l'instructeur", failures)
-    finance = log_in(browser, base, served["finance"])
+    finance = signed_in(browser, base, served["finance"])
     visit(finance, f"{base}/", "accueil finances", failures)
     visit(finance, f"{base}/instruction/dossiers/{served['granted']}", "dossier attribué, versement", failures)
     payment = finance.locator('form[data-action="record_payment"]')
@@ -280,7 +259,7 @@ def test_backoffice_pages(served, browser, monkeypatch):
 def test_admin_pages(served, browser, monkeypatch):
     monkeypatch.setattr("instruction.clock.now", lambda: factories.NOW)
     base, failures = served["base"], []
-    page = log_in(browser, base, served["admin"], second_factor=True)
+    page = signed_in(browser, base, served["admin"], second_factor=True)
     for path, context in (("/administration/", "administration"), ("/administration/comptes", "comptes"),
                           ("/administration/personnes", "personnes"), ("/administration/territoire", "territoire"),
                           (f"/administration/territoire/{served['commune']}", "collectivité"),
@@ -305,7 +284,7 @@ def test_the_keyboard_focus_is_visible_on_the_navigation_links(served, browser, 
     """Tabbing from the top reaches the skip link, the brand, then the navigation links; each
     focused element shows a thick outline (3 px) in the focus colour, on the dark bar too."""
     monkeypatch.setattr("instruction.clock.now", lambda: factories.NOW)
-    page = log_in(browser, served["base"], served["instructor"])
+    page = signed_in(browser, served["base"], served["instructor"])
     page.goto(f"{served['base']}/instruction/")
     seen = []
     for _ in range(5):

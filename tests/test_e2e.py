@@ -8,24 +8,15 @@ per-test transaction), with CSRF on as in production. Screenshots go to test-art
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 import pytest
-from werkzeug.serving import make_server
 
-from instruction import PROJECT_ROOT
 from instruction.extensions import db
 from tests import factories
 from tests.a11y import confirm_step
+from tests.browser import ARTIFACTS, DESKTOP, chromium, log_in, require_chromium, serving
 from tests.conftest import prepared_app, sibling_database_url
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +24,7 @@ def served(tmp_path_factory):
     """The app served on a free port: its base URL, the e-mail of a confirmed agent of Agencourt,
     the e-mail of an instructor and the id of a received dossier of the CC de la Plaine
     Dijonnaise (aid 2, 10,000 € HT)."""
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is not installed: run `make test` (or `make browser-deps`).")
+    require_chromium()
     app = prepared_app(sibling_database_url("e2e"), tmp_path_factory.mktemp("e2e"), WTF_CSRF_ENABLED=True)
     with app.app_context():
         agent = factories.user("applicant", collectivite=factories.commune("21001"),
@@ -44,31 +34,17 @@ def served(tmp_path_factory):
         world = {"email": agent.email, "instructor": instructor.email, "dossier": dossier.id}
         db.session.commit()
         db.session.remove()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield {"base": f"http://127.0.0.1:{server.server_port}", **world}
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        with app.app_context():
-            db.engine.dispose()
+    with serving(app) as base:
+        yield {"base": base, **world}
 
 
 @pytest.fixture
 def browser_page(served, monkeypatch):
-    from playwright.sync_api import sync_playwright
-
     monkeypatch.setattr("instruction.clock.now", lambda: factories.NOW)  # inside the demo campaign
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
-            page.set_default_timeout(15_000)
-            yield page
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport=DESKTOP, locale="fr-FR")
+        page.set_default_timeout(15_000)
+        yield page
 
 
 def test_an_agent_submits_a_dossier(served, browser_page, tmp_path):
@@ -80,10 +56,7 @@ def test_an_agent_submits_a_dossier(served, browser_page, tmp_path):
     invoice = tmp_path / "facture-ordinateur.pdf"
     invoice.write_bytes(factories.pdf_bytes("Facture ordinateur"))
 
-    page.goto(f"{base}/connexion")
-    page.get_by_label("Adresse électronique").fill(email)
-    page.get_by_label("Mot de passe").fill(factories.PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
+    log_in(page, base, email)
     expect(page.get_by_role("heading", name="Agencourt", exact=True)).to_be_visible()
     aid1 = page.locator('[data-testid="aid-1"]')
     expect(aid1.get_by_text("Éligible", exact=True)).to_be_visible()
@@ -118,10 +91,7 @@ def test_an_instructor_declares_eligible_and_grants(served, browser_page):
     from playwright.sync_api import expect
 
     base, page = served["base"], browser_page
-    page.goto(f"{base}/connexion")
-    page.get_by_label("Adresse électronique").fill(served["instructor"])
-    page.get_by_label("Mot de passe").fill(factories.PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
+    log_in(page, base, served["instructor"])
 
     page.goto(f"{base}/instruction/")
     row = page.get_by_role("row").filter(has_text="CC de la Plaine Dijonnaise")

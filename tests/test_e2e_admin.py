@@ -5,19 +5,17 @@ link, chooses a password and logs in."""
 from __future__ import annotations
 
 import re
-import threading
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from instruction import clock
 from instruction.extensions import db
 from instruction.notifications import delivery
 from instruction.notifications.models import OutboxMessage
 from tests import factories
+from tests.browser import ARTIFACTS, DESKTOP, chromium, log_in, require_chromium, serving
 from tests.conftest import prepared_app, sibling_database_url
-from tests.test_e2e import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.test_notifications_delivery import SmtpSink, parts
 
 pytestmark = pytest.mark.browser
@@ -26,8 +24,7 @@ PASSWORD = "le cadran solaire de la mairie"
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is not installed: run `make test` (or `make browser-deps`).")
+    require_chromium()
     sink = SmtpSink().start()
     app = prepared_app(sibling_database_url("e2e_admin"), tmp_path_factory.mktemp("e2e_admin"),
                        WTF_CSRF_ENABLED=True, SMTP_PORT=sink.port)
@@ -36,42 +33,27 @@ def served(tmp_path_factory):
         world = {"admin": admin.email}
         db.session.commit()
         db.session.remove()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    app.config["BASE_URL"] = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield {"base": app.config["BASE_URL"], "app": app, "sink": sink, **world}
+        with serving(app) as base:
+            yield {"base": base, "app": app, "sink": sink, **world}
     finally:
-        server.shutdown()
-        thread.join(timeout=10)
         sink.stop()
-        with app.app_context():
-            db.engine.dispose()
 
 
 @pytest.fixture
 def browser_page(served):
-    from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
-            page.set_default_timeout(15_000)
-            yield page
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport=DESKTOP, locale="fr-FR")
+        page.set_default_timeout(15_000)
+        yield page
 
 
 def test_the_admin_invites_an_instructor_who_sets_a_password_and_logs_in(served, browser_page):
     from playwright.sync_api import expect
 
     base, page, app, sink = served["base"], browser_page, served["app"], served["sink"]
-    page.goto(f"{base}/connexion")
-    page.get_by_label("Adresse électronique").fill(served["admin"])
-    page.get_by_label("Mot de passe").fill(factories.PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
+    log_in(page, base, served["admin"])
     page.get_by_label("Code").fill(factories.totp_code())  # an admin's second factor
     page.get_by_role("button", name="Valider").click()
     page.get_by_role("link", name="Administration").first.click()

@@ -4,17 +4,15 @@ labels it. Served as in tests/test_e2e.py, against a committed database of its o
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from werkzeug.serving import make_server
 
 from instruction.extensions import db
 from instruction.teamwork import services as team
 from tests import factories
+from tests.browser import ARTIFACTS, chromium, log_in, require_chromium, serving
 from tests.conftest import prepared_app, sibling_database_url
-from tests.test_e2e import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
@@ -23,8 +21,7 @@ AN_HOUR_LATER = factories.NOW + timedelta(hours=1)  # 28 novembre 2026 à 12:00 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is not installed: run `make test` (or `make browser-deps`).")
+    require_chromium()
     app = prepared_app(sibling_database_url("e2e_team"), tmp_path_factory.mktemp("e2e_team"),
                        WTF_CSRF_ENABLED=True)
     with app.app_context():
@@ -39,38 +36,22 @@ def served(tmp_path_factory):
                  "reference": dossier.reference}
         db.session.commit()
         db.session.remove()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield {"base": f"http://127.0.0.1:{server.server_port}", **world}
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        with app.app_context():
-            db.engine.dispose()
+    with serving(app) as base:
+        yield {"base": base, **world}
 
 
 @pytest.fixture
 def browser(served, monkeypatch):
-    from playwright.sync_api import sync_playwright
 
     monkeypatch.setattr("instruction.clock.now", lambda: AN_HOUR_LATER)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def signed_in(browser, base: str, email: str):
     page = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="fr-FR").new_page()
     page.set_default_timeout(15_000)
-    page.goto(f"{base}/connexion")
-    page.get_by_label("Adresse électronique").fill(email)
-    page.get_by_label("Mot de passe").fill(factories.PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
+    log_in(page, base, email)
     return page
 
 
