@@ -8,14 +8,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
 from instruction.audit.services import verify_chain
 from instruction.dossiers import jobs as dossier_jobs
 from instruction.dossiers.models import AuditEvent, Dossier
 from instruction.extensions import db
+from instruction.notifications.jobs import committed_batches
 from instruction.notifications.models import Delivery, OutboxMessage
 from tests import factories
+from tests.conftest import prepared_app, sibling_database_url
 
 
 @pytest.fixture
@@ -94,3 +96,27 @@ def test_reminders_go_once_to_every_draft_across_batches(session, drafts):
     assert again == first <= 8
     assert count(select(func.count(OutboxMessage.id)).where(OutboxMessage.kind == "reminder_deadline")) == 12
     assert all(d.id for d in more)
+
+
+
+def test_each_batch_is_committed_before_the_next_is_read(tmp_path):
+    """What a job did with a batch is seen by another connection as soon as the next batch is
+    read: a run stopped midway keeps it (7 drafts in batches of 3, counted from outside at each
+    read). On a database of its own: the tests' session never really commits."""
+    app = prepared_app(sibling_database_url("batches"), tmp_path)
+    with app.app_context():
+        ids = sorted(factories.dossier("draft", aid=2).id for _ in range(7))
+        db.session.commit()
+        seen_from_outside = []
+
+        def read(after: int) -> list[int]:
+            with db.engine.connect() as other:
+                seen_from_outside.append(other.scalar(
+                    select(func.count()).select_from(Dossier).where(Dossier.title == "lu")))
+            return [i for i in ids if i > after][:3]
+
+        for batch in committed_batches(read, id_of=int):
+            db.session.execute(update(Dossier).where(Dossier.id.in_(batch)).values(title="lu"))
+        db.session.remove()
+        db.engine.dispose()
+    assert seen_from_outside == [0, 3, 6, 7]

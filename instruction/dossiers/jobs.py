@@ -8,7 +8,9 @@ runner (``notifications.jobs.run_job``) under the names of the beat schedule.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import String, cast, exists, func, literal, or_, select
@@ -18,14 +20,12 @@ from instruction.campaigns.models import Campaign
 from instruction.dossiers import services as dossiers
 from instruction.dossiers.models import AuditEvent, Dossier
 from instruction.extensions import db
+from instruction.notifications.jobs import BATCH, committed_batches
 from instruction.notifications.models import OutboxMessage
 from instruction.notifications.services import Pending, queue_many
 from instruction.rules.formatting import format_date_fr
 from instruction.rules.parameters import PARIS, last_day_before, paris_date
 from instruction.territory.models import Collectivite
-
-BATCH = 500
-
 
 # --- deadline ----------------------------------------------------------------------------------
 
@@ -34,24 +34,16 @@ def expire_drafts(now: datetime) -> str:
     """Drafts of every campaign whose deadline has passed become expired (with their audit events
     and notifications, by the service), BATCH at a time, one commit per batch. A second run
     finds nothing."""
-    expired, after = 0, 0
-    while True:
-        ids = db.session.scalars(
+    def due(after: int) -> Sequence[int]:
+        return db.session.scalars(
             select(Dossier.id).join(Campaign, Campaign.id == Dossier.campaign_id)
             .where(Dossier.state == "draft", Dossier.discarded_at.is_(None), Campaign.deadline_at <= now,
                    Dossier.id > after,
                    or_(Dossier.extended_deadline_at.is_(None), Dossier.extended_deadline_at <= now))
-            .order_by(Dossier.id).limit(BATCH)
-        ).all()
-        if not ids:
-            break
-        after = ids[-1]
-        expired += dossiers.expire_many(ids, now=now)
-        db.session.commit()
+            .order_by(Dossier.id).limit(BATCH)).all()
+
+    expired = sum(dossiers.expire_many(ids, now=now) for ids in committed_batches(due, id_of=int))
     return f"{expired} brouillon(s) clos à la date limite"
-
-
-# --- reminders ---------------------------------------------------------------------------------
 
 
 # --- reminders -------------------------------------------------------------------------------
@@ -94,25 +86,24 @@ def _deadline_reminders(now: datetime) -> int:
         if d is None:
             continue
         last_day = format_date_fr(last_day_before(campaign.deadline_at))
-        prefix, title, after = f"reminder:deadline:J-{d}:dossier:", campaign.title, 0
-        while True:
-            drafts = db.session.execute(
+        prefix = f"reminder:deadline:J-{d}:dossier:"
+
+        def unreminded(after: int, campaign_id: int = campaign.id, prefix: str = prefix) -> Sequence[Any]:
+            return db.session.execute(
                 select(Dossier.id, Dossier.reference, Dossier.title, Dossier.collectivite_id,
                        Collectivite.name.label("collectivite"))
                 .join(Collectivite, Collectivite.id == Dossier.collectivite_id)
-                .where(Dossier.campaign_id == campaign.id, Dossier.state == "draft",
+                .where(Dossier.campaign_id == campaign_id, Dossier.state == "draft",
                        Dossier.discarded_at.is_(None), Dossier.id > after, _not_queued(prefix, Dossier.id))
                 .order_by(Dossier.id).limit(BATCH)).all()
-            if not drafts:
-                break
-            after = drafts[-1].id
+
+        for drafts in committed_batches(unreminded):
             agents = approved_agents_of(row.collectivite_id for row in drafts)
             count += queue_many("reminder_deadline", [
                 Pending(key=f"{prefix}{row.id}", dossier_id=row.id, recipients=agents.get(row.collectivite_id, []),
                         context={"reference": row.reference, "title": row.title, "collectivite": row.collectivite,
-                                 "days": d, "last_day": last_day, "campaign": title})
+                                 "days": d, "last_day": last_day, "campaign": campaign.title})
                 for row in drafts], now=now)
-            db.session.commit()
     return count
 
 
@@ -122,9 +113,10 @@ def _documents_reminders(now: datetime) -> int:
     cutoff = now - timedelta(days=current_app.config["DOCUMENTS_REMINDER_DAYS"])
     latest = (select(AuditEvent.dossier_id, func.max(AuditEvent.id).label("event_id"))
               .where(AuditEvent.action == "request_documents").group_by(AuditEvent.dossier_id).subquery())
-    prefix, count, after = "reminder:documents:event:", 0, 0
-    while True:
-        rows = db.session.execute(
+    prefix, count = "reminder:documents:event:", 0
+
+    def unreminded(after: int) -> Sequence[Any]:
+        return db.session.execute(
             select(Dossier.id, Dossier.reference, Dossier.title, Dossier.collectivite_id,
                    Collectivite.name.label("collectivite"), AuditEvent.id.label("event_id"),
                    AuditEvent.reason, AuditEvent.at)
@@ -134,14 +126,12 @@ def _documents_reminders(now: datetime) -> int:
             .where(Dossier.state == "incomplete", AuditEvent.at <= cutoff, Dossier.id > after,
                    _not_queued(prefix, AuditEvent.id))
             .order_by(Dossier.id).limit(BATCH)).all()
-        if not rows:
-            break
-        after = rows[-1].id
+
+    for rows in committed_batches(unreminded):
         agents = approved_agents_of(row.collectivite_id for row in rows)
         count += queue_many("reminder_documents", [
             Pending(key=f"{prefix}{row.event_id}", dossier_id=row.id, recipients=agents.get(row.collectivite_id, []),
                     context={"reference": row.reference, "title": row.title, "collectivite": row.collectivite,
                              "reason": row.reason, "requested_on": format_date_fr(paris_date(row.at))})
             for row in rows], now=now)
-        db.session.commit()
     return count

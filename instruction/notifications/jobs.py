@@ -10,8 +10,10 @@ and returns a one-line French summary.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
+from operator import attrgetter
+from typing import TypeVar
 
 from flask import current_app
 from sqlalchemy import exists, or_, select, update
@@ -25,6 +27,21 @@ from instruction.notifications.models import Delivery, JobRun, OutboxMessage
 log = logging.getLogger(__name__)
 
 BATCH = 500
+
+Row = TypeVar("Row")
+
+
+def committed_batches(read: Callable[[int], Sequence[Row]], *, id_of: Callable[[Row], int] = attrgetter("id"),
+                      ) -> Iterator[Sequence[Row]]:
+    """The rows a job works through, a batch at a time (``read(after)``: the next rows, ordered by
+    id, above ``after``; at most BATCH of them), and what the job did with a batch committed
+    before the next is read: a run stopped midway keeps what it did, and a long run holds no
+    transaction open."""
+    after = 0
+    while rows := read(after):
+        yield rows
+        db.session.commit()  # the batch's work
+        after = id_of(rows[-1])
 
 
 def run_job(name: str, *, now: datetime, **options) -> str:

@@ -9,6 +9,7 @@ one commit per batch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -20,6 +21,7 @@ from instruction.dossiers.jobs import due_reminder
 from instruction.dossiers.models import Dossier
 from instruction.dossiers.services import ActionConflict
 from instruction.extensions import db
+from instruction.notifications.jobs import BATCH, committed_batches
 from instruction.notifications.services import Pending, queue_many
 from instruction.payment_requests import services
 from instruction.payment_requests.models import PaymentRequest
@@ -27,24 +29,22 @@ from instruction.rules.formatting import format_date_fr, format_euros
 from instruction.rules.parameters import paris_date
 from instruction.rules.payouts import payment_rules
 
-BATCH = 500
 ZERO = Decimal("0.00")
 
 
 def balance_deadlines(now: datetime) -> str:
     reminded = lapsed = 0
-    after = 0
     balance_asked = exists().where(PaymentRequest.dossier_id == Dossier.id, PaymentRequest.kind == "solde",
                                    PaymentRequest.first_sent_at.is_not(None))
-    while True:
-        dossiers = db.session.scalars(
+
+    def balance_never_asked(after: int) -> Sequence[Dossier]:
+        return db.session.scalars(
             select(Dossier).where(Dossier.state == "granted", Dossier.decided_at.is_not(None),
                                   Dossier.id > after, ~balance_asked)
             .options(joinedload(Dossier.campaign), joinedload(Dossier.collectivite))
             .order_by(Dossier.id).limit(BATCH)).all()
-        if not dossiers:
-            break
-        after = dossiers[-1].id
+
+    for dossiers in committed_batches(balance_never_asked):
         reminders = []
         for dossier in dossiers:
             due = services.balance_due(dossier)
@@ -71,5 +71,4 @@ def balance_deadlines(now: datetime) -> str:
                                  "granted_amount": format_euros(d.granted_amount or ZERO),
                                  "paid": format_euros(d.paid_amount or ZERO)})
                 for d, days, due in reminders], now=now)
-        db.session.commit()
     return f"{reminded} rappel(s) avant la date limite du solde, {lapsed} subvention(s) caduque(s)"
