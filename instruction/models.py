@@ -10,6 +10,7 @@ from instruction.dossiers.models import (  # noqa: F401
     AuditEvent,
     Document,
     Dossier,
+    DossierFollower,
     DossierMessage,
     Envelope,
     ExpenseLine,
@@ -21,7 +22,6 @@ from instruction.notifications.models import Delivery, JobRun, OutboxMessage  # 
 from instruction.payment_requests.models import PaymentRequest, RealisedExpense  # noqa: F401
 from instruction.settings.models import ServiceIdentity  # noqa: F401
 from instruction.teamwork.models import (  # noqa: F401
-    DossierFollower,
     DossierLabel,
     DossierNote,
     DossierView,

@@ -10,10 +10,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from instruction.dossiers.models import AuditEvent, Dossier
+from instruction.dossiers.models import AuditEvent, Dossier, DossierFollower
+from instruction.dossiers.team import team_of
 from instruction.notifications.models import OutboxMessage
 from instruction.teamwork import services as team
-from instruction.teamwork.models import DossierFollower, DossierLabel, DossierNote, Label
+from instruction.teamwork.models import DossierLabel, DossierNote, Label
 from tests import factories
 from tests.factories import NOW
 
@@ -234,7 +235,7 @@ def test_follow_and_unfollow(client, session, clock):
     assert client.post(f"/instruction/dossiers/{dossier.id}/suivre").status_code == 302  # twice is once
     assert session.scalar(select(func.count()).select_from(DossierFollower)) == 1
     assert "Ne plus suivre ce dossier" in text(client.get(f"/instruction/dossiers/{dossier.id}"))
-    assert [u.id for u in team.team_of(dossier)] == [me.id]
+    assert [u.id for u in team_of(dossier)] == [me.id]
     assert client.post(f"/instruction/dossiers/{dossier.id}/ne-plus-suivre").status_code == 302
     assert session.scalar(select(func.count()).select_from(DossierFollower)) == 0
     client.post("/deconnexion")

@@ -270,6 +270,18 @@ class DossierMessage(Base):
     attachments: Mapped[list[Document]] = relationship(back_populates="message", order_by="Document.id")
 
 
+class DossierFollower(Base):
+    """A staff member who follows a dossier: told when it is completed or withdrawn, and of its
+    applicant's messages (``dossiers.team``). Staff-only: never shown to applicants."""
+
+    __tablename__ = "dossier_follower"
+
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True,
+                                         index=True)
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Envelope(Base):
     """What one cap has committed: aid × cap scope within a campaign.
 

@@ -35,6 +35,7 @@ from instruction.dossiers.models import (
     PackGrant,
     Payment,
 )
+from instruction.dossiers.team import team_of
 from instruction.dossiers.workflow import (
     SYSTEM,
     TRANSITIONS,
@@ -48,7 +49,6 @@ from instruction.notifications import services as notifications
 from instruction.rules.formatting import format_date_fr, format_euros
 from instruction.rules.parameters import last_day_before, paris_date
 from instruction.rules.simulator import decision_as_dict
-from instruction.teamwork.team import team_of
 
 CENT = Decimal("0.01")
 

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from instruction.accounts.models import User
 from instruction.dossiers.models import Dossier, DossierMessage, Envelope
+from instruction.dossiers.team import concerns
 from instruction.dossiers.workflow import PENDING_STATES, WAITING_STATES
 from instruction.extensions import db
 from instruction.notifications.calendar import is_working_day
@@ -24,7 +25,6 @@ from instruction.notifications.services import queue
 from instruction.rules.formatting import format_date_fr, format_euros
 from instruction.rules.parameters import paris_date
 from instruction.teamwork import services as teamwork
-from instruction.teamwork.team import concerns
 from instruction.territory.models import Collectivite
 
 ENVELOPE_ALERT = Decimal("0.90")  # "nearly exhausted": at least 90 % consumed

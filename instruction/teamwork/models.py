@@ -1,4 +1,5 @@
-"""Staff-only data about dossiers: labels, notes, followers, "last seen", e-mail preferences.
+"""Staff-only data about dossiers: labels, notes, "last seen", e-mail preferences (the followers,
+who a dossier's notifications go to, are the dossier's: ``dossiers.models.DossierFollower``).
 
 None of it is ever shown to applicants (pages, e-mails, exports): the portal never loads it.
 """
@@ -68,18 +69,6 @@ class DossierNote(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     author: Mapped[User | None] = relationship()
-
-
-class DossierFollower(Base):
-    """A staff member who follows a dossier: told when it is completed or withdrawn, and of its
-    applicant's messages."""
-
-    __tablename__ = "dossier_follower"
-
-    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True,
-                                         index=True)
-    since: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class DossierView(Base):

@@ -17,7 +17,14 @@ from instruction.accounts.services import approved_agents_query
 from instruction.db import rowcount
 from instruction.documents import services as documents
 from instruction.dossiers.access import can_see
-from instruction.dossiers.models import AuditEvent, Document, Dossier, DossierMessage
+from instruction.dossiers.models import (
+    AuditEvent,
+    Document,
+    Dossier,
+    DossierFollower,
+    DossierMessage,
+)
+from instruction.dossiers.team import ASSIGNABLE_ROLES, team_of
 from instruction.errors import Refusal
 from instruction.extensions import db
 from instruction.notifications import services as notifications
@@ -27,14 +34,12 @@ from instruction.rules.parameters import PARIS, paris_date
 from instruction.teamwork.models import (
     LABEL_COLOURS,
     MESSAGE_EMAIL_CHOICES,
-    DossierFollower,
     DossierLabel,
     DossierNote,
     DossierView,
     Label,
     StaffPreference,
 )
-from instruction.teamwork.team import ASSIGNABLE_ROLES, team_of
 
 MAX_MESSAGE = 10_000
 MAX_NOTE = 5_000

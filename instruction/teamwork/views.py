@@ -18,6 +18,7 @@ from instruction.backoffice import views as backoffice
 from instruction.documents import services as documents
 from instruction.dossiers.access import visible_dossier
 from instruction.dossiers.models import Dossier
+from instruction.dossiers.team import ASSIGNABLE_ROLES
 from instruction.errors import Refusal
 from instruction.extensions import db
 from instruction.teamwork import services
@@ -30,7 +31,6 @@ from instruction.teamwork.forms import (
     PreferenceForm,
 )
 from instruction.teamwork.models import LABEL_COLOURS, MESSAGE_EMAIL_CHOICES, Label
-from instruction.teamwork.team import ASSIGNABLE_ROLES
 from instruction.web.access import found_or_404, staff_only
 from instruction.web.actions import perform
 

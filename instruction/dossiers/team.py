@@ -1,14 +1,14 @@
-"""Who, among the staff, is concerned by a dossier (no dependency on the dossier services, which
-use it to address their notifications)."""
+"""Who, among the staff, is concerned by a dossier: its assignee and followers, or else the
+instructors. Below the dossier services, which address their notifications with it, and below
+``teamwork``, whose services, digest and pages use it."""
 
 from __future__ import annotations
 
 from sqlalchemy import and_, exists, or_, select
 
 from instruction.accounts.models import User
-from instruction.dossiers.models import Dossier
+from instruction.dossiers.models import Dossier, DossierFollower
 from instruction.extensions import db
-from instruction.teamwork.models import DossierFollower
 
 ASSIGNABLE_ROLES = ("instructor", "admin")
 
