@@ -16,8 +16,10 @@ def register_blueprints(app: Flask) -> None:
     from instruction.accounts.account_views import bp as account_bp
     from instruction.accounts.views import bp as auth_bp
     from instruction.acts.views import bp as acts_bp
+    from instruction.admin.labels_views import bp as labels_bp
     from instruction.admin.views import bp as admin_bp
     from instruction.backoffice.dashboard_views import bp as dashboard_bp
+    from instruction.backoffice.teamwork_views import bp as teamwork_bp
     from instruction.backoffice.views import bp as backoffice_bp
     from instruction.commission.views import bp as commission_bp
     from instruction.documents.views import bp as documents_bp
@@ -26,10 +28,8 @@ def register_blueprints(app: Flask) -> None:
     from instruction.notifications.views import bp as notifications_bp
     from instruction.payment_requests.views import finance as payment_requests_finance_bp
     from instruction.payment_requests.views import portal as payment_requests_bp
+    from instruction.portal.thread_views import bp as portal_thread_bp
     from instruction.portal.views import bp as portal_bp
-    from instruction.teamwork.views import bp as teamwork_bp
-    from instruction.teamwork.views import labels_bp
-    from instruction.teamwork.views import portal_bp as portal_thread_bp
     from instruction.web.health import bp as health_bp
     from instruction.web.views import bp as main_bp
 

@@ -13,10 +13,7 @@ from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationE
 
 from instruction.accounts.passwords import MIN_LENGTH, password_problems
 from instruction.accounts.services import REFUSAL_REASON_MAX
-
-
-def strip(value: str | None) -> str | None:
-    return value.strip() if isinstance(value, str) else value
+from instruction.web.forms import strip
 
 
 class FrenchForm(FlaskForm):

@@ -6,8 +6,9 @@ from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import DateField, EmailField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
-from instruction.accounts.forms import FrenchForm, strip
+from instruction.accounts.forms import FrenchForm
 from instruction.accounts.models import ROLE_LABELS, STAFF_ROLES
+from instruction.web.forms import strip
 
 STAFF_CHOICES = [(role, ROLE_LABELS[role]) for role in STAFF_ROLES]
 

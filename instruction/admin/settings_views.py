@@ -10,13 +10,14 @@ from wtforms import StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from instruction import clock
-from instruction.accounts.forms import FrenchForm, strip
+from instruction.accounts.forms import FrenchForm
 from instruction.accounts.models import User
 from instruction.admin import audit
 from instruction.admin.people import _require_admin
 from instruction.admin.views import bp
 from instruction.settings import services as settings
 from instruction.web.actions import perform
+from instruction.web.forms import strip
 
 MULTILINE = ("postal_address", "tribunal_address")
 

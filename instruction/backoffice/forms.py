@@ -13,10 +13,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from instruction.dossiers.workflow import TRANSITIONS
 from instruction.rules.money import parse_euros
-
-
-def strip(value):
-    return value.strip() if isinstance(value, str) else value
+from instruction.web.forms import strip
 
 
 def format_amount_input(value: Decimal) -> str:
@@ -143,9 +140,3 @@ def form_class(action: str) -> type[FlaskForm]:
     return ActionForm
 
 
-def first_error(form: FlaskForm) -> str:
-    """The first validation message, for the alert at the top of the page."""
-    for errors in form.errors.values():
-        for error in errors if isinstance(errors, list) else [errors]:
-            return str(error)
-    return "Le formulaire contient une erreur."

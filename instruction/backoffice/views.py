@@ -37,7 +37,6 @@ from instruction.backoffice.forms import (
     GrantForm,
     PaymentForm,
     RequestDocumentsForm,
-    first_error,
     form_class,
 )
 from instruction.backoffice.presenters import evaluation_summary, event_label
@@ -66,6 +65,7 @@ from instruction.teamwork import services as teamwork
 from instruction.teamwork.presenters import change_summary, staff_dossier_context
 from instruction.territory.models import Collectivite, Epci, Sivos
 from instruction.web.actions import perform
+from instruction.web.forms import first_error
 
 URL_PREFIX = "/instruction"
 bp = Blueprint("backoffice", __name__, url_prefix=URL_PREFIX)
@@ -204,7 +204,7 @@ _PAGE_OPTIONS = (
 )
 
 
-def _load(dossier_id: int, *, for_page: bool = True) -> Dossier:
+def load_dossier(dossier_id: int, *, for_page: bool = True) -> Dossier:
     """The dossier with everything its page shows (``for_page``), or only with what an action
     needs (its applicant, campaign, assignee: an action redirects, it renders nothing); 404 for a
     draft (it is the applicant's)."""
@@ -247,10 +247,10 @@ GRANT_NEEDS_VOTE = ("Les subventions de cette campagne sont votées par la commi
                     "inscrivez le dossier à une séance ; la délibération adoptée l'attribue.")
 
 
-def _render_dossier(dossier_id: int, *, error: str | None = None, status: int = 200,
-                    submitted: tuple[str, FlaskForm] | None = None,
-                    confirmation: services.ConfirmationRequired | None = None, team_forms: dict | None = None):
-    dossier = _load(dossier_id)
+def render_dossier(dossier_id: int, *, error: str | None = None, status: int = 200,
+                   submitted: tuple[str, FlaskForm] | None = None,
+                   confirmation: services.ConfirmationRequired | None = None, team_forms: dict | None = None):
+    dossier = load_dossier(dossier_id)
     now = clock.now()
     ctx = services.context_for(_actor(), now)
     everything = available_actions(dossier, ctx)
@@ -289,7 +289,7 @@ def _render_dossier(dossier_id: int, *, error: str | None = None, status: int = 
         confirmation=confirmation, cancel_forms=cancel_forms,
         submitted_action=submitted[0] if submitted else None, submitted_form=submitted[1] if submitted else None,
         submitted_payment_id=getattr(submitted[1], "payment_id", None) if submitted else None,
-        STATE_LABELS=STATE_LABELS,  # also rendered by the teamwork blueprint's routes
+        STATE_LABELS=STATE_LABELS,  # also rendered by the teamwork blueprint's routes (teamwork_views)
         **staff_dossier_context(dossier, _actor(), team_forms),
     ), status
 
@@ -298,7 +298,7 @@ def _render_dossier(dossier_id: int, *, error: str | None = None, status: int = 
 def dossier(dossier_id: int):
     """The page shows what changed since this person's last visit, then the visit is recorded
     (and the applicant's messages are read: their read receipt)."""
-    page, status = _render_dossier(dossier_id)
+    page, status = render_dossier(dossier_id)
     loaded = db.session.get(Dossier, dossier_id)
     perform(record_visit, loaded, _actor(), now=clock.now())
     return page, status
@@ -349,7 +349,7 @@ def _success_message(action: str, dossier: Dossier, form: FlaskForm) -> str:
     return messages.get(action, f"{TRANSITIONS[action].label} : c'est fait.")
 
 
-def _safe_return(target: str | None) -> str | None:
+def safe_return(target: str | None) -> str | None:
     """Only a back-office path is followed after an action (never another site)."""
     if target and target.startswith(URL_PREFIX + "/") and "//" not in target and "\\" not in target:
         return target
@@ -362,13 +362,13 @@ def act(dossier_id: int, action: str):
     input: 400; refused by the service: its status (400/403/409) with its French message."""
     if action not in TRANSITIONS or action == "cancel_payment":
         abort(404)  # a payment is cancelled from its own route
-    dossier = _load(dossier_id, for_page=False)
+    dossier = load_dossier(dossier_id, for_page=False)
     now = clock.now()
     if not TRANSITIONS[action].allows_role(services.context_for(_actor(), now)):
-        return _render_dossier(dossier_id, error=FORBIDDEN, status=403)
+        return render_dossier(dossier_id, error=FORBIDDEN, status=403)
     form = form_class(action)()
     if not form.validate():
-        return _render_dossier(dossier_id, error=first_error(form), status=400, submitted=(action, form))
+        return render_dossier(dossier_id, error=first_error(form), status=400, submitted=(action, form))
     operation, args, kwargs = _call(action, dossier, form)
     return _done(perform(operation, *args, now=now, **kwargs), action, dossier, form)
 
@@ -377,30 +377,30 @@ def _done(error, action: str, dossier: Dossier, form: FlaskForm):
     """After a service: back to the dossier with a message, or the page again with the refusal (or
     the confirmation a final payment below the grant asks for)."""
     if isinstance(error, services.ConfirmationRequired):
-        return _render_dossier(dossier.id, submitted=(action, form), confirmation=error)
+        return render_dossier(dossier.id, submitted=(action, form), confirmation=error)
     if isinstance(error, services.AlreadyDone):
         flash(error.message, "info")
     elif error is not None:
-        return _render_dossier(dossier.id, error=error.message, status=error.status, submitted=(action, form))
+        return render_dossier(dossier.id, error=error.message, status=error.status, submitted=(action, form))
     else:
         flash(_success_message(action, dossier, form), "success")
-    return redirect(_safe_return(request.form.get("retour"))
+    return redirect(safe_return(request.form.get("retour"))
                     or url_for("backoffice.dossier", dossier_id=dossier.id, **_nav_args()))
 
 
 @bp.route("/dossiers/<int:dossier_id>/versements/<int:payment_id>/annulation", methods=["POST"])
 def cancel_payment(dossier_id: int, payment_id: int):
     """Cancel a payment recorded by mistake (finance or admin, with a reason)."""
-    dossier = _load(dossier_id)
+    dossier = load_dossier(dossier_id)
     payment = next((p for p in dossier.payments if p.id == payment_id), None)
     if payment is None:
         abort(404)
     if not TRANSITIONS["cancel_payment"].allows_role(services.context_for(_actor(), clock.now())):
-        return _render_dossier(dossier_id, error=FORBIDDEN, status=403)
+        return render_dossier(dossier_id, error=FORBIDDEN, status=403)
     form = CancelPaymentForm()
     form.payment_id = payment_id
     if not form.validate():
-        return _render_dossier(dossier_id, error=first_error(form), status=400, submitted=("cancel_payment", form))
+        return render_dossier(dossier_id, error=first_error(form), status=400, submitted=("cancel_payment", form))
     error = perform(services.cancel_payment, dossier, payment.id, _actor(), form.reason.data,
                     now=clock.now(), token=form.token.data)
     return _done(error, "cancel_payment", dossier, form)

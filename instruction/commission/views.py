@@ -10,7 +10,7 @@ from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
 from instruction import clock
-from instruction.backoffice.forms import EurosField, FrenchDateField, first_error, parse_euros
+from instruction.backoffice.forms import EurosField, FrenchDateField, parse_euros
 from instruction.backoffice.views import staff_only
 from instruction.campaigns.models import Campaign
 from instruction.commission import services
@@ -20,6 +20,7 @@ from instruction.documents.services import content_disposition
 from instruction.dossiers.models import Dossier
 from instruction.extensions import db
 from instruction.web.actions import perform
+from instruction.web.forms import first_error
 
 bp = Blueprint("commission", __name__, url_prefix="/instruction/commission")
 

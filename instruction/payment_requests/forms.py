@@ -11,10 +11,10 @@ from instruction.backoffice.forms import (
     FrenchDateField,
     HiddenEurosField,
     OneTimeForm,
-    strip,
 )
 from instruction.payment_requests.models import ATTESTATION, KIND_LABELS
 from instruction.portal.forms import LineForm
+from instruction.web.forms import strip
 
 
 class StartForm(FlaskForm):

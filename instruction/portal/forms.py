@@ -23,8 +23,9 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from instruction.accounts.forms import FrenchForm, strip
+from instruction.accounts.forms import FrenchForm
 from instruction.rules.money import parse_euros
+from instruction.web.forms import strip
 from instruction.web.numbers import bounded_int
 
 

@@ -80,7 +80,7 @@ def _max_upload() -> int:
     return current_app.config["MAX_UPLOAD_BYTES"]
 
 
-def _received_files(field_name: str) -> list[tuple[str | None, bytes]]:
+def received_files(field_name: str) -> list[tuple[str | None, bytes]]:
     limit = _max_upload()
     return [(f.filename, documents.read_upload(f, limit))
             for f in request.files.getlist(field_name) if f is not None and f.filename]
@@ -166,17 +166,17 @@ def create():
 def dossier(dossier_id: int):
     """An agent opening the page reads the Region's messages (their read receipt)."""
     dossier = found_or_404(visible_dossier(current_user, dossier_id))
-    page, status = _render_dossier(dossier)
+    page, status = render_dossier(dossier)
     if current_user.role == "applicant":
         perform(teamwork.mark_read, dossier, current_user, now=clock.now())
     return page, status
 
 
-def _render_dossier(dossier: Dossier, status: int = 200, *, error: str | None = None,
-                    line_form: LineForm | None = None, upload_errors: list[str] | None = None,
-                    upload_line_id: int | None = None, resubmit_form: ResubmitForm | None = None,
-                    withdraw_form: WithdrawForm | None = None, title_form: TitleForm | None = None,
-                    message_form: MessageForm | None = None):
+def render_dossier(dossier: Dossier, status: int = 200, *, error: str | None = None,
+                   line_form: LineForm | None = None, upload_errors: list[str] | None = None,
+                   upload_line_id: int | None = None, resubmit_form: ResubmitForm | None = None,
+                   withdraw_form: WithdrawForm | None = None, title_form: TitleForm | None = None,
+                   message_form: MessageForm | None = None):
     now = clock.now()
     is_applicant = current_user.role == "applicant"
     editable = is_applicant and dossier.state in services.EDITABLE_STATES
@@ -219,9 +219,9 @@ def rename(dossier_id: int):
     dossier = _applicant_dossier(dossier_id)
     form = TitleForm()
     if not form.validate_on_submit():
-        return _render_dossier(dossier, 400, title_form=form)
+        return render_dossier(dossier, 400, title_form=form)
     if error := perform(services.rename, dossier, current_user, form.title.data or "", now=clock.now()):
-        return _render_dossier(dossier, error.status, error=error.message)
+        return render_dossier(dossier, error.status, error=error.message)
     flash("Intitulé enregistré.", "success")
     return redirect(_dossier_url(dossier))
 
@@ -241,9 +241,9 @@ def add_line(dossier_id: int):
     dossier = _applicant_dossier(dossier_id)
     form = LineForm(options=services.line_options(dossier, clock.now()))
     if not form.validate_on_submit():
-        return _render_dossier(dossier, 400, line_form=form)
+        return render_dossier(dossier, 400, line_form=form)
     if error := perform(services.save_line, dossier, current_user, now=clock.now(), **_line_values(form)):
-        return _render_dossier(dossier, error.status, error=error.message, line_form=form)
+        return render_dossier(dossier, error.status, error=error.message, line_form=form)
     flash("Dépense enregistrée. Joignez-y maintenant la facture ou le devis.", "success")
     return redirect(_dossier_url(dossier, "depenses"))
 
@@ -285,7 +285,7 @@ def remove_line(dossier_id: int, line_id: int):
     removed: list[str] = []
     if error := perform(lambda: removed.extend(services.remove_line(dossier, line, current_user,
                                                                      now=clock.now()))):
-        return _render_dossier(dossier, error.status, error=error.message)
+        return render_dossier(dossier, error.status, error=error.message)
     documents.remove_files(removed)
     flash("Dépense supprimée.", "success")
     return redirect(_dossier_url(dossier, "depenses"))
@@ -296,7 +296,7 @@ def remove_line(dossier_id: int, line_id: int):
 
 def _upload(dossier: Dossier, line: ExpenseLine | None, field_name: str):
     """Store the accepted files; returns (stored, rejected messages) or a WorkflowError."""
-    outcome = attempt(services.attach_files, dossier, current_user, _received_files(field_name), line=line,
+    outcome = attempt(services.attach_files, dossier, current_user, received_files(field_name), line=line,
                       max_bytes=_max_upload(), now=clock.now())
     return outcome.error or outcome.value
 
@@ -310,15 +310,15 @@ def upload(dossier_id: int, line_id: int):
     if not form.validate_on_submit():
         abort(400)
     if not any(f.filename for f in request.files.getlist("files")):
-        return _render_dossier(dossier, 400, upload_line_id=line.id, upload_errors=[
+        return render_dossier(dossier, 400, upload_line_id=line.id, upload_errors=[
             "Choisissez au moins un fichier (bouton « Parcourir » ou « Choisir des fichiers »)."])
     result = _upload(dossier, line, "files")
     if isinstance(result, WorkflowError):
-        return _render_dossier(dossier, result.status, error=result.message)
+        return render_dossier(dossier, result.status, error=result.message)
     for document in result.stored:
         flash(f"« {document.original_name} » est joint à la dépense « {line.label} ».", "success")
     if result.rejected:
-        return _render_dossier(dossier, 400, upload_line_id=line.id, upload_errors=result.rejected)
+        return render_dossier(dossier, 400, upload_line_id=line.id, upload_errors=result.rejected)
     return redirect(_dossier_url(dossier, f"depense-{line.id}"))
 
 
@@ -335,7 +335,7 @@ def remove_document(dossier_id: int, document_id: int):
     removed: list[str] = []
     if error := perform(lambda: removed.append(services.remove_document(dossier, document, current_user,
                                                                          now=clock.now()))):
-        return _render_dossier(dossier, error.status, error=error.message)
+        return render_dossier(dossier, error.status, error=error.message)
     documents.remove_files(removed)
     flash("Pièce retirée.", "success")
     return redirect(_dossier_url(dossier, "depenses"))
@@ -393,7 +393,7 @@ def submit(dossier_id: int):
     if error := perform(dossier_services.submit, dossier, current_user, now=clock.now()):
         if dossier.state != "draft" and dossier.submitted_at is not None:  # deposited meanwhile
             return _already_done(dossier, "Ce dossier est déjà déposé : la Région l'a bien reçu.")
-        return _render_dossier(dossier, error.status, error=error.message)
+        return render_dossier(dossier, error.status, error=error.message)
     flash("Votre dossier est déposé : la Région l'a bien reçu. Un accusé de réception vous est envoyé "
           "par courriel.", "success")
     return redirect(_dossier_url(dossier))
@@ -406,26 +406,26 @@ def resubmit(dossier_id: int):
     if dossier.state != "incomplete":
         if _just_resubmitted(dossier):
             return _already_done(dossier, "Ce dossier a déjà été renvoyé à l'instructeur.")
-        return _render_dossier(dossier, 409, error="Aucun complément n'est demandé sur ce dossier.")
+        return render_dossier(dossier, 409, error="Aucun complément n'est demandé sur ce dossier.")
     form = ResubmitForm()
     form.line_id.choices = [("", ""), *[(str(line.id), line.label) for line in dossier.lines]]
     if not form.validate_on_submit():
-        return _render_dossier(dossier, 400, resubmit_form=form)
+        return render_dossier(dossier, 400, resubmit_form=form)
     line = _line_of(dossier, form.line_id.data) if form.line_id.data else None
     has_files = any(f.filename for f in request.files.getlist(form.files.name))
     if not has_files and not form.message.data:
         form.message.errors.append("Répondez à la demande : écrivez un message ou joignez une pièce.")
-        return _render_dossier(dossier, 400, resubmit_form=form)
-    files = _received_files(form.files.name) if has_files else []
+        return render_dossier(dossier, 400, resubmit_form=form)
+    files = received_files(form.files.name) if has_files else []
     error = perform(services.answer_request, dossier, current_user, files, line=line,
                     message=form.message.data or "", max_bytes=_max_upload(), now=clock.now())
     if isinstance(error, services.FilesRejected):
-        return _render_dossier(dossier, 400, resubmit_form=form, upload_errors=[
+        return render_dossier(dossier, 400, resubmit_form=form, upload_errors=[
             *error.rejected, "Rien n'a été envoyé : retirez ou corrigez le fichier refusé, puis renvoyez."])
     if error:
         if dossier.state != "incomplete" and _just_resubmitted(dossier):
             return _already_done(dossier, "Ce dossier a déjà été renvoyé à l'instructeur.")
-        return _render_dossier(dossier, error.status, error=error.message, resubmit_form=form)
+        return render_dossier(dossier, error.status, error=error.message, resubmit_form=form)
     flash("Votre réponse et le dossier complété sont transmis à l'instructeur.", "success")
     return redirect(_dossier_url(dossier))
 
@@ -445,7 +445,7 @@ def delete_draft(dossier_id: int):
         abort(400)
     removed: list[str] = []
     if error := perform(lambda: removed.extend(services.delete_draft(dossier, current_user, now=clock.now()))):
-        return _render_dossier(dossier, error.status, error=error.message)
+        return render_dossier(dossier, error.status, error=error.message)
     documents.remove_files(removed)
     flash("Le brouillon est supprimé.", "success")
     return redirect(url_for("portal.index"))
@@ -459,10 +459,10 @@ def withdraw(dossier_id: int):
         return _already_done(dossier, "Ce dossier est déjà retiré.")
     form = WithdrawForm()
     if not form.validate_on_submit():
-        return _render_dossier(dossier, 400, withdraw_form=form)
+        return render_dossier(dossier, 400, withdraw_form=form)
     if error := perform(dossier_services.withdraw, dossier, current_user, form.reason.data, now=clock.now()):
         if dossier.state == "withdrawn":
             return _already_done(dossier, "Ce dossier est déjà retiré.")
-        return _render_dossier(dossier, error.status, error=error.message, withdraw_form=form)
+        return render_dossier(dossier, error.status, error=error.message, withdraw_form=form)
     flash("Le dossier est retiré. Il reste consultable ici.", "success")
     return redirect(_dossier_url(dossier))

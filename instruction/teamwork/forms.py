@@ -7,9 +7,9 @@ from wtforms import MultipleFileField, RadioField, SelectField, StringField, Tex
 from wtforms.validators import DataRequired, Length
 
 from instruction.accounts.forms import FrenchForm as FlaskForm
-from instruction.backoffice.forms import strip
 from instruction.teamwork.models import LABEL_COLOURS, MESSAGE_EMAIL_CHOICES
 from instruction.teamwork.services import MAX_MESSAGE, MAX_NOTE
+from instruction.web.forms import strip
 
 
 class MessageForm(FlaskForm):

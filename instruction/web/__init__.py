@@ -1,5 +1,6 @@
 """Web shell: error pages, security headers, template helpers, and what views share (``actions``:
-the unit of work, ``access``, ``numbers``). It imports no blueprint: the packages import it."""
+the unit of work, ``access``, ``numbers``, ``forms``). It imports no blueprint: the packages import
+it."""
 
 from __future__ import annotations
 

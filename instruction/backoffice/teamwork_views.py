@@ -1,22 +1,23 @@
-"""Routes of the team features: the thread (back-office and portal), notes, labels, assignment,
-following, bulk actions from the queue, e-mail preferences, and the admins' label page.
+"""The back-office routes of the team features: the thread, notes, labels, assignment and
+following on a dossier's page, bulk actions from the queue, and e-mail preferences (blueprint
+``teamwork``: the endpoints and URLs of before the move into the back-office).
 
 Views validate and call ``teamwork.services`` through ``web.actions.perform`` (the unit of work:
 commit, or roll back and remove the files stored for the rolled-back rows); a refusal re-renders
-the page with its French message and its 4xx status.
+the dossier's page with its French message and its 4xx status.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import select
 
 from instruction import clock
 from instruction.accounts.models import User
-from instruction.backoffice import views as backoffice
+from instruction.backoffice.forms import ActionForm
+from instruction.backoffice.views import FORBIDDEN, load_dossier, render_dossier, safe_return
 from instruction.documents import services as documents
-from instruction.dossiers.access import visible_dossier
 from instruction.dossiers.models import Dossier
 from instruction.dossiers.team import ASSIGNABLE_ROLES
 from instruction.errors import Refusal
@@ -24,31 +25,22 @@ from instruction.extensions import db
 from instruction.teamwork import services
 from instruction.teamwork.forms import (
     AssignForm,
-    LabelForm,
     LabelPickForm,
     MessageForm,
     NoteForm,
     PreferenceForm,
 )
-from instruction.teamwork.models import LABEL_COLOURS, MESSAGE_EMAIL_CHOICES, Label
-from instruction.web.access import found_or_404, staff_only
+from instruction.teamwork.models import MESSAGE_EMAIL_CHOICES, Label
+from instruction.web.access import staff_only
 from instruction.web.actions import perform
+from instruction.web.forms import first_error
 
 bp = Blueprint("teamwork", __name__, url_prefix="/instruction")
-portal_bp = Blueprint("portal_thread", __name__, url_prefix="/portail")
-labels_bp = Blueprint("labels", __name__, url_prefix="/administration/etiquettes")
 
 MAX_BULK = 200
 
 
 bp.before_request(staff_only(403))
-
-
-@labels_bp.before_request
-@login_required
-def admins_only():
-    if current_user.role != "admin":
-        abort(403)
 
 
 def _actor() -> User:
@@ -72,37 +64,33 @@ def _back_to_dossier(dossier_id: int, anchor: str | None = None):
     return redirect(url_for("backoffice.dossier", dossier_id=dossier_id, _anchor=anchor))
 
 
-def _staff_dossier(dossier_id: int) -> Dossier:
-    return backoffice._load(dossier_id)
-
-
 # --- the back-office thread, notes, labels, assignment, following -------------------------------
 
 
 @bp.route("/dossiers/<int:dossier_id>/messages", methods=["POST"])
 def post_staff_message(dossier_id: int):
-    dossier = _staff_dossier(dossier_id)
+    dossier = load_dossier(dossier_id)
     form = MessageForm()
     if not form.validate():
-        return backoffice._render_dossier(dossier_id, error=backoffice.first_error(form), status=400,
-                                          team_forms={"message_form": form})
+        return render_dossier(dossier_id, error=first_error(form), status=400,
+                              team_forms={"message_form": form})
     if error := _post_message(dossier, form):
-        return backoffice._render_dossier(dossier_id, error=error.message, status=error.status,
-                                          team_forms={"message_form": form})
+        return render_dossier(dossier_id, error=error.message, status=error.status,
+                              team_forms={"message_form": form})
     flash("Message envoyé au demandeur.", "success")
     return _back_to_dossier(dossier_id, "messages")
 
 
 @bp.route("/dossiers/<int:dossier_id>/notes", methods=["POST"])
 def add_note(dossier_id: int):
-    dossier = _staff_dossier(dossier_id)
+    dossier = load_dossier(dossier_id)
     form = NoteForm()
     if not form.validate():
-        return backoffice._render_dossier(dossier_id, error=backoffice.first_error(form), status=400,
-                                          team_forms={"note_form": form})
+        return render_dossier(dossier_id, error=first_error(form), status=400,
+                              team_forms={"note_form": form})
     if error := perform(services.add_note, dossier, _actor(), form.body.data, now=clock.now()):
-        return backoffice._render_dossier(dossier_id, error=error.message, status=error.status,
-                                          team_forms={"note_form": form})
+        return render_dossier(dossier_id, error=error.message, status=error.status,
+                              team_forms={"note_form": form})
     flash("Note enregistrée (visible du seul personnel de la Région).", "success")
     return _back_to_dossier(dossier_id, "notes")
 
@@ -113,29 +101,29 @@ def _label(label_id: int | None) -> Label | None:
 
 @bp.route("/dossiers/<int:dossier_id>/etiquettes", methods=["POST"])
 def add_label(dossier_id: int):
-    dossier = _staff_dossier(dossier_id)
+    dossier = load_dossier(dossier_id)
     if current_user.role not in ASSIGNABLE_ROLES:
-        return backoffice._render_dossier(dossier_id, error=backoffice.FORBIDDEN, status=403)
+        return render_dossier(dossier_id, error=FORBIDDEN, status=403)
     form = LabelPickForm()
     label = _label(form.label_id.data) if form.validate() else None
     if label is None:
-        return backoffice._render_dossier(dossier_id, error="Choisissez une étiquette de la liste.", status=400)
+        return render_dossier(dossier_id, error="Choisissez une étiquette de la liste.", status=400)
     if error := perform(services.add_label, dossier, label, _actor(), now=clock.now()):
-        return backoffice._render_dossier(dossier_id, error=error.message, status=error.status)
+        return render_dossier(dossier_id, error=error.message, status=error.status)
     flash(f"Étiquette « {label.name} » ajoutée.", "success")
     return _back_to_dossier(dossier_id)
 
 
 @bp.route("/dossiers/<int:dossier_id>/etiquettes/<int:label_id>/retirer", methods=["POST"])
 def remove_label(dossier_id: int, label_id: int):
-    dossier = _staff_dossier(dossier_id)
+    dossier = load_dossier(dossier_id)
     if current_user.role not in ASSIGNABLE_ROLES:
-        return backoffice._render_dossier(dossier_id, error=backoffice.FORBIDDEN, status=403)
+        return render_dossier(dossier_id, error=FORBIDDEN, status=403)
     label = _label(label_id)
-    if label is None or not backoffice.ActionForm().validate():
+    if label is None or not ActionForm().validate():
         abort(404 if label is None else 400)
     if error := perform(services.remove_label, dossier, label, _actor(), now=clock.now()):
-        return backoffice._render_dossier(dossier_id, error=error.message, status=error.status)
+        return render_dossier(dossier_id, error=error.message, status=error.status)
     flash(f"Étiquette « {label.name} » retirée.", "success")
     return _back_to_dossier(dossier_id)
 
@@ -147,26 +135,26 @@ def _assignee(assignee_id: int | None) -> User | None:
 
 @bp.route("/dossiers/<int:dossier_id>/attribuer", methods=["POST"])
 def assign(dossier_id: int):
-    dossier = _staff_dossier(dossier_id)
+    dossier = load_dossier(dossier_id)
     if current_user.role not in ASSIGNABLE_ROLES:
-        return backoffice._render_dossier(dossier_id, error=backoffice.FORBIDDEN, status=403)
+        return render_dossier(dossier_id, error=FORBIDDEN, status=403)
     form = AssignForm()
     assignee = _assignee(form.assignee_id.data) if form.validate() else None
     if assignee is None:
-        return backoffice._render_dossier(dossier_id, error="Choisissez un instructeur de la liste.", status=400)
+        return render_dossier(dossier_id, error="Choisissez un instructeur de la liste.", status=400)
     if error := perform(services.assign_to, dossier, assignee, _actor(), now=clock.now()):
-        return backoffice._render_dossier(dossier_id, error=error.message, status=error.status)
+        return render_dossier(dossier_id, error=error.message, status=error.status)
     flash(f"Dossier attribué à {assignee.full_name}.", "success")
     return _back_to_dossier(dossier_id)
 
 
 @bp.route("/dossiers/<int:dossier_id>/suivre", methods=["POST"])
 def follow(dossier_id: int):
-    dossier = _staff_dossier(dossier_id)
-    if not backoffice.ActionForm().validate():
+    dossier = load_dossier(dossier_id)
+    if not ActionForm().validate():
         abort(400)
     if error := perform(services.follow, dossier, _actor(), now=clock.now()):
-        return backoffice._render_dossier(dossier_id, error=error.message, status=error.status)
+        return render_dossier(dossier_id, error=error.message, status=error.status)
     flash("Vous suivez ce dossier : vous serez prévenu de ses messages, de son complément ou de son retrait.",
           "success")
     return _back_to_dossier(dossier_id)
@@ -174,11 +162,11 @@ def follow(dossier_id: int):
 
 @bp.route("/dossiers/<int:dossier_id>/ne-plus-suivre", methods=["POST"])
 def unfollow(dossier_id: int):
-    dossier = _staff_dossier(dossier_id)
-    if not backoffice.ActionForm().validate():
+    dossier = load_dossier(dossier_id)
+    if not ActionForm().validate():
         abort(400)
     if error := perform(services.unfollow, dossier, _actor()):
-        return backoffice._render_dossier(dossier_id, error=error.message, status=error.status)
+        return render_dossier(dossier_id, error=error.message, status=error.status)
     flash("Vous ne suivez plus ce dossier.", "success")
     return _back_to_dossier(dossier_id)
 
@@ -190,10 +178,10 @@ def unfollow(dossier_id: int):
 def bulk():
     """Assign or label the dossiers ticked in the queue. Every dossier or none: a refusal on one
     rolls the whole batch back."""
-    back = backoffice._safe_return(request.form.get("retour")) or url_for("backoffice.queue")
+    back = safe_return(request.form.get("retour")) or url_for("backoffice.queue")
     if current_user.role not in ASSIGNABLE_ROLES:
         abort(403)
-    if not backoffice.ActionForm().validate():
+    if not ActionForm().validate():
         abort(400)
     ids = sorted({int(v) for v in request.form.getlist("dossiers") if v.isdigit() and len(v) <= 9})
     operation = request.form.get("operation", "")
@@ -254,73 +242,3 @@ def preferences():
         else:
             status = 400
     return render_template("teamwork/preferences.html", form=form, choices=MESSAGE_EMAIL_CHOICES), status
-
-
-# --- the portal thread ---------------------------------------------------------------------------
-
-
-@portal_bp.route("/dossiers/<int:dossier_id>/messages", methods=["POST"])
-@login_required
-def post_applicant_message(dossier_id: int):
-    from instruction.portal import views as portal
-
-    dossier = found_or_404(visible_dossier(current_user, dossier_id))
-    if current_user.role != "applicant":
-        abort(403)
-    form = MessageForm()
-    if not form.validate():
-        return portal._render_dossier(dossier, 400, error=backoffice.first_error(form), message_form=form)
-    if error := _post_message(dossier, form):
-        return portal._render_dossier(dossier, error.status, error=error.message, message_form=form)
-    flash("Message envoyé à la Région.", "success")
-    return redirect(url_for("portal.dossier", dossier_id=dossier.id, _anchor="messages"))
-
-
-# --- the admins' labels page ---------------------------------------------------------------------
-
-
-def _render_labels(form: LabelForm | None = None, error: str | None = None, status: int = 200):
-    labels = services.all_labels()
-    return render_template("teamwork/labels.html", labels=labels, form=form or LabelForm(formdata=None),
-                           colours=LABEL_COLOURS, error=error,
-                           edit_forms={label.id: LabelForm(formdata=None, obj=label) for label in labels}), status
-
-
-@labels_bp.route("/", methods=["GET", "POST"])
-def labels():
-    if request.method == "GET":
-        return _render_labels()
-    form = LabelForm()
-    if not form.validate():
-        return _render_labels(form, backoffice.first_error(form), 400)
-    if error := perform(services.create_label, _actor(), form.name.data, form.colour.data, now=clock.now()):
-        return _render_labels(form, error.message, error.status)
-    flash(f"Étiquette « {form.name.data} » créée.", "success")
-    return redirect(url_for("labels.labels"))
-
-
-@labels_bp.route("/<int:label_id>", methods=["POST"])
-def update_label(label_id: int):
-    label = db.session.get(Label, label_id) or abort(404)
-    form = LabelForm()
-    if not form.validate():
-        return _render_labels(error=backoffice.first_error(form), status=400)
-    if error := perform(services.update_label, _actor(), label, form.name.data, form.colour.data):
-        return _render_labels(error=error.message, status=error.status)
-    flash("Étiquette modifiée.", "success")
-    return redirect(url_for("labels.labels"))
-
-
-@labels_bp.route("/<int:label_id>/supprimer", methods=["POST"])
-def delete_label(label_id: int):
-    label = db.session.get(Label, label_id)
-    if label is None:
-        flash("Cette étiquette a déjà été supprimée.", "info")
-        return redirect(url_for("labels.labels"))
-    if not backoffice.ActionForm().validate():
-        abort(400)
-    name = label.name
-    if error := perform(services.delete_label, _actor(), label):
-        return _render_labels(error=error.message, status=error.status)
-    flash(f"Étiquette « {name} » supprimée (et retirée des dossiers).", "success")
-    return redirect(url_for("labels.labels"))
