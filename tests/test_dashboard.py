@@ -279,3 +279,16 @@ def test_processing_time_is_elapsed_hours_across_the_change_of_time(client, sess
     factories.staff_logged_in(client, session)
     processing = _rows(_get(client), "processing", "figure-row")
     assert processing["median"]["median"] == "48,0 h (2,0 j)" and processing["decided"]["decided"] == "1"
+
+
+def test_a_campaign_without_dossiers_says_so_instead_of_empty_tables(client, session):
+    factories.staff_logged_in(client, session)
+    page = _get(client)
+    assert "Aucun dossier en attente, attribué ou versé pour une enveloppe d'EPCI." in page
+    assert page.count("Aucun dossier déposé.") == 2  # by state, by département
+    assert "Aucun dossier en cours d'instruction." in page
+    for table in ("closest", "states", "departements", "backlog"):
+        assert f'data-table="{table}"' not in page
+    assert _rows(page, "aids", "aid")["total"]["count"] == "0"
+    processing = _rows(page, "processing", "figure-row")
+    assert processing["decided"]["decided"] == "0" and processing["median"]["median"] == "—"
