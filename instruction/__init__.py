@@ -15,13 +15,13 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def register_blueprints(app: Flask) -> None:
     from instruction.accounts.account_views import bp as account_bp
     from instruction.accounts.views import bp as auth_bp
-    from instruction.acts.views import bp as acts_bp
     from instruction.admin.labels_views import bp as labels_bp
     from instruction.admin.views import bp as admin_bp
     from instruction.backoffice.dashboard_views import bp as dashboard_bp
     from instruction.backoffice.teamwork_views import bp as teamwork_bp
     from instruction.backoffice.views import bp as backoffice_bp
     from instruction.commission.views import bp as commission_bp
+    from instruction.documents.views import acts_bp
     from instruction.documents.views import bp as documents_bp
     from instruction.exports.views import bp as exports_bp
     from instruction.legal.views import bp as legal_bp

@@ -67,6 +67,11 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(UTC)
 
 
+def check_in(column: str, values: tuple[str, ...]) -> str:
+    """A CHECK constraint's text: ``column`` holds one of ``values``."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
 def table_of(model: type[Base]) -> Table:
     """A mapped class's table, for Core statements (the declarative base types ``__table__``
     as any ``FromClause``; every model here maps one ``Table``)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -170,7 +170,7 @@ def test_a_grant_letter_says_everything_and_its_bytes_never_change(session):
 def test_a_tampered_file_is_not_served_as_the_act(session):
     letter = acts_of(factories.dossier("received"), "acknowledgment")[0]
     rendered(letter)
-    from instruction.documents.services import path_for
+    from instruction.storage.files import path_for
 
     path_for(letter.storage_key).write_bytes(b"%PDF-1.4 forged")
     with pytest.raises(RuntimeError):
@@ -243,3 +243,24 @@ def test_a_withdrawn_dossier_has_no_implicit_decision_date(session):
     services.withdraw(dossier, factories.applicant_of(dossier.collectivite), "Projet abandonné.",
                       now=datetime(2026, 12, 2, tzinfo=UTC))
     assert dossier.implicit_decision_on is None
+
+
+def test_a_dossier_given_a_later_deadline_gets_the_same_acts(session):
+    """The acts read the campaign's parameters: the later deadline an admin granted one dossier
+    changes none of what its acts show, nor their dates."""
+    dossier = factories.dossier("eligible", aid=2)
+    now = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    received = dossier.submitted_at
+
+    def issued() -> list[dict]:
+        return [acts.issue_acknowledgment(dossier, received_at=received, completed_at=None, now=now).content,
+                acts.issue_grant_letter(dossier, amount=Decimal("3980.80"), now=now).content,
+                acts.issue_decision_letter(dossier, "refusal", reason="Budget épuisé", now=now).content,
+                {"implicit": acts.implicit_decision_on(dossier, received, None),
+                 "due": acts.documents_due_on(dossier, now)}]
+
+    before = issued()
+    dossier.extended_deadline_at = dossier.campaign.deadline_at + timedelta(days=30)
+    session.flush()
+    assert issued() == before
+    assert before[1]["campaign"] and before[1]["aid_title"]  # the campaign's title, its aid's

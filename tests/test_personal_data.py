@@ -14,9 +14,9 @@ from sqlalchemy import select
 from instruction.accounts.models import User
 from instruction.audit.services import verify_chain
 from instruction.documents.retention import purge_closed_dossier_files
-from instruction.documents.services import path_for
 from instruction.dossiers.models import AuditEvent, Document
 from instruction.notifications.models import Delivery
+from instruction.storage.files import path_for
 from tests import factories
 from tests.factories import NOW
 
@@ -121,9 +121,9 @@ def test_an_admin_cannot_erase_their_own_account(client, session):
 
 
 def stored_document(app, dossier):
-    from instruction.documents.services import _write_atomically
+    from instruction.storage.files import write_bytes
 
-    key = _write_atomically(b"%PDF-1.4 facture")
+    key = write_bytes(b"%PDF-1.4 facture")
     document = Document(dossier=dossier, original_name="facture.pdf", storage_key=key, size_bytes=16,
                         content_type="application/pdf", sha256="0" * 64, uploaded_at=NOW)
     factories.db.session.add(document)

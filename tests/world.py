@@ -19,12 +19,12 @@ from instruction.accounts import services as accounts
 from instruction.accounts.models import User
 from instruction.acts import services as legal_acts
 from instruction.commission.models import CommissionSession
-from instruction.documents import services as documents
 from instruction.dossiers import services as dossiers_services
 from instruction.dossiers.models import Dossier
 from instruction.extensions import db
 from instruction.notifications.models import Delivery, OutboxMessage
 from instruction.payment_requests import services as payment_requests
+from instruction.storage.files import path_for
 from instruction.teamwork import services as team
 from instruction.territory.models import Epci
 from tests import factories
@@ -99,7 +99,7 @@ def build_world(session) -> World:
     values = {}
     for state, dossier in dossiers.items():
         line = dossier.lines[0]
-        stored = documents.path_for(line.documents[0].storage_key)
+        stored = path_for(line.documents[0].storage_key)
         stored.parent.mkdir(parents=True, exist_ok=True)
         stored.write_bytes(factories.pdf_bytes())
         values[state] = {**common, "dossier_id": dossier.id, "line_id": line.id,

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from instruction.db import Base, UTCDateTime
-from instruction.dossiers.models import Dossier, _in
+from instruction.db import Base, UTCDateTime, check_in
+
+if TYPE_CHECKING:  # the dossiers sit above the acts: the relationship is resolved by name
+    from instruction.dossiers.models import Dossier
 
 ACT_KINDS = ("acknowledgment", "grant", "ineligibility", "refusal", "cancellation")
 ACT_TITLES = {
@@ -22,12 +25,12 @@ class LegalAct(Base):
     """An acknowledgment or a decision letter of a dossier.
 
     ``content`` is everything the document shows, copied at the event. The PDF is rendered from
-    it once: ``storage_key`` (a file of the documents storage), ``sha256`` and ``size_bytes`` are
+    it once: ``storage_key`` (a file of the file store), ``sha256`` and ``size_bytes`` are
     set together, by a conditional UPDATE, and never change afterwards."""
 
     __tablename__ = "legal_act"
     __table_args__ = (
-        CheckConstraint(_in("kind", ACT_KINDS), name="kind"),
+        CheckConstraint(check_in("kind", ACT_KINDS), name="kind"),
         CheckConstraint("(storage_key IS NULL) = (sha256 IS NULL)", name="rendered_has_sha256"),
         CheckConstraint("(storage_key IS NULL) = (rendered_at IS NULL)", name="rendered_has_date"),
     )
@@ -42,7 +45,7 @@ class LegalAct(Base):
     size_bytes: Mapped[int | None]
     rendered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    dossier: Mapped[Dossier] = relationship()
+    dossier: Mapped[Dossier] = relationship("Dossier")
 
     @property
     def title(self) -> str:

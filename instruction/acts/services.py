@@ -10,27 +10,35 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from flask import current_app, render_template
-from sqlalchemy import event, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import select, update
 
 from instruction.acts.models import ACT_TITLES, LegalAct
+from instruction.campaigns.services import parameters_of
 from instruction.db import rowcount
-from instruction.documents import services as storage
-from instruction.dossiers.evaluation import parameters
-from instruction.dossiers.models import Dossier
 from instruction.extensions import db
 from instruction.rules.acts import amount_in_words, answer_due_date, implicit_decision_date
 from instruction.rules.formatting import format_date_fr, format_euros, format_percent
-from instruction.rules.parameters import ActsRules, paris_date
+from instruction.rules.parameters import ActsRules, CampaignParameters, paris_date
 from instruction.settings.services import current_identity
+from instruction.storage import files
+
+if TYPE_CHECKING:  # the dossier services call the acts, handing them the dossier
+    from instruction.dossiers.models import Dossier
 
 PDF_VARIANT = "pdf/a-3b"
 
 
+def _parameters(dossier: Dossier) -> CampaignParameters:
+    """The campaign's parameters: what the acts show and the rules they apply (titles, aids, the
+    dated acts' values) do not depend on the dossier's own deadline, if an admin extended it."""
+    return parameters_of(dossier.campaign)
+
+
 def acts_rules(dossier: Dossier, at: datetime | date) -> ActsRules:
-    return parameters(dossier).acts_at(at)
+    return _parameters(dossier).acts_at(at)
 
 
 def implicit_decision_on(dossier: Dossier, received_at: datetime, completed_at: datetime | None) -> date:
@@ -44,7 +52,7 @@ def documents_due_on(dossier: Dossier, requested_at: datetime) -> date:
 
 def _common(dossier: Dossier, now: datetime) -> dict:
     """What every act shows: who issues it, to whom, about what, and how to contest it."""
-    params = parameters(dossier)
+    params = _parameters(dossier)
     rules = params.acts_at(now)
     collectivite = dossier.collectivite
     return {
@@ -88,7 +96,7 @@ def issue_acknowledgment(dossier: Dossier, *, received_at: datetime, completed_a
 
 def _basis(dossier: Dossier, at: datetime) -> tuple[str, str]:
     """How the amount is computed (rate or packs) and the legal reference of that rule."""
-    aid = parameters(dossier).aid(dossier.aid_number)
+    aid = _parameters(dossier).aid(dossier.aid_number)
     name = "rate" if "rate" in aid.dated else "packs"
     entry = aid.dated[name].entry_at(dossier.submitted_at or at)
     if name == "rate":
@@ -156,22 +164,22 @@ def ensure_rendered(act: LegalAct, *, now: datetime) -> LegalAct:
     if act.storage_key is not None:
         return act
     data = render_pdf(act)
-    key = storage.write_bytes(data)
-    _forget_on_rollback(key)
+    key = files.write_bytes(data)
+    files.remove_on_rollback(key)  # its row never existed
     result = db.session.execute(
         update(LegalAct).where(LegalAct.id == act.id, LegalAct.storage_key.is_(None))
         .values(storage_key=key, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
                 rendered_at=now)
         .execution_options(synchronize_session=False))
     if rowcount(result) != 1:  # rendered meanwhile by someone else: keep theirs
-        storage.remove_files([key])
+        files.remove_files([key])
     db.session.refresh(act)
     return act
 
 
 def pdf_of(act: LegalAct) -> bytes:
     """The stored bytes (checked against the sha256 recorded when they were written)."""
-    data = storage.path_for(act.storage_key or "").read_bytes()
+    data = files.path_for(act.storage_key or "").read_bytes()
     if hashlib.sha256(data).hexdigest() != act.sha256:
         raise RuntimeError(f"legal act {act.id}: stored file does not match its sha256")
     return data
@@ -189,22 +197,3 @@ def render_pending(*, now: datetime, limit: int = 100) -> int:
     for act in pending:
         ensure_rendered(act, now=now)
     return len(pending)
-
-
-def _forget_on_rollback(key: str) -> None:
-    """A file written for a transaction that rolls back is removed (its row never existed)."""
-    db.session.info.setdefault("acts_new_files", []).append(key)
-
-
-@event.listens_for(Session, "after_commit")
-def _keep_files(session: Session) -> None:
-    if not session.in_nested_transaction():  # a released SAVEPOINT is not the commit
-        session.info.pop("acts_new_files", None)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _remove_files(session: Session, previous_transaction) -> None:
-    if previous_transaction.parent is None:  # the outermost transaction
-        keys = session.info.pop("acts_new_files", [])
-        if keys:
-            storage.remove_files(keys)

@@ -16,9 +16,9 @@ from instruction.campaigns.models import Campaign
 from instruction.commission import services
 from instruction.commission.agenda import agenda_pdf, agenda_xlsx
 from instruction.commission.models import OUTCOME_LABELS, CommissionSession
-from instruction.documents.services import content_disposition
 from instruction.dossiers.models import Dossier
 from instruction.extensions import db
+from instruction.storage.files import content_disposition
 from instruction.web.actions import perform
 from instruction.web.forms import first_error
 

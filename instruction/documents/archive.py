@@ -24,11 +24,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from instruction.acts.models import LegalAct
-from instruction.documents.services import path_for, sanitise_name
+from instruction.documents.services import sanitise_name
 from instruction.dossiers.models import Document, Dossier
 from instruction.extensions import db
 from instruction.rules.formatting import format_euros
 from instruction.rules.parameters import paris_date
+from instruction.storage.files import path_for
 
 CHUNK = 64 * 1024
 MANIFEST = "manifeste.csv"

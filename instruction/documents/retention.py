@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import exists, func, select
 
-from instruction.documents.services import remove_files
 from instruction.dossiers.models import AuditEvent, Document, Dossier
 from instruction.dossiers.workflow import CLOSED_STATES
 from instruction.extensions import db
+from instruction.storage.files import remove_files
 
 log = logging.getLogger(__name__)
 

@@ -1,26 +1,31 @@
-"""Serving stored documents: only to the dossier's collectivité and to staff (404 otherwise).
+"""Serving stored documents and legal acts: only to the dossier's collectivité and to staff (404
+otherwise).
 
 Downloads are always ``attachment``; the preview is ``inline`` with the sniffed content type
-(PDF, JPEG or PNG only). Every answer forbids sniffing and runs under a restrictive CSP.
+(PDF, JPEG or PNG only). Every answer forbids sniffing and runs under a restrictive CSP. The acts'
+download is here too (blueprint ``acts``, under ``/actes``): it needs the dossiers' visibility,
+and the acts sit below the dossiers.
 """
 
 from flask import Blueprint, Flask, Response, abort, send_file, stream_with_context
 from flask_login import current_user, login_required
 
 from instruction import clock
-from instruction.acts.services import ensure_rendered
+from instruction.acts import services as acts
+from instruction.acts.models import LegalAct
 from instruction.documents import archive
-from instruction.documents.services import ALLOWED, content_disposition, path_for
+from instruction.documents.services import ALLOWED
 from instruction.dossiers.access import visible_dossier
 from instruction.dossiers.models import Document
 from instruction.errors import StorageUnavailable
 from instruction.extensions import db
+from instruction.storage.files import DOWNLOAD_CSP, content_disposition, path_for
 from instruction.web.access import found_or_404
 from instruction.web.actions import perform
 
 bp = Blueprint("documents", __name__, url_prefix="/documents")
+acts_bp = Blueprint("acts", __name__, url_prefix="/actes")
 
-DOWNLOAD_CSP = "default-src 'none'; sandbox; frame-ancestors 'none'"
 # Chromium's PDF viewer refuses to run in a sandboxed document: the preview is not sandboxed, but
 # it may load nothing and run no script of its own.
 PREVIEW_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
@@ -86,7 +91,7 @@ def dossier_archive(dossier_id: int):
     and the dossier's collectivité; 404 for anyone else)."""
     dossier = found_or_404(visible_dossier(current_user, dossier_id))
     for act in archive.unrendered_acts(dossier):  # as at their first download: rendered once, kept
-        refusal = perform(ensure_rendered, act, now=clock.now())
+        refusal = perform(acts.ensure_rendered, act, now=clock.now())
         if refusal is not None:
             abort(refusal.status, refusal.message)
     items = archive.entries(dossier)
@@ -97,4 +102,32 @@ def dossier_archive(dossier_id: int):
     response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+# --- legal acts ------------------------------------------------------------------------------------
+
+
+@acts_bp.record_once
+def _template_helpers(state) -> None:
+    state.app.jinja_env.globals["legal_acts_of"] = acts.acts_of
+
+
+@acts_bp.route("/<int:act_id>/pdf", endpoint="download")  # url_for("acts.download")
+@login_required
+def act_download(act_id: int):
+    act = db.session.get(LegalAct, act_id)
+    if act is None:
+        abort(404)
+    found_or_404(visible_dossier(current_user, act.dossier_id))  # 404 if not visible
+    if act.storage_key is None:  # first download: render once and keep
+        refusal = perform(acts.ensure_rendered, act, now=clock.now())
+        if refusal is not None:
+            abort(refusal.status, refusal.message)
+    response = Response(acts.pdf_of(act), mimetype="application/pdf")
+    response.headers["Content-Disposition"] = content_disposition("attachment", act.file_name)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
+    response.headers["Cache-Control"] = "private, no-cache"
+    response.headers["ETag"] = f'"{act.sha256}"'
     return response

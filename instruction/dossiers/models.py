@@ -19,7 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from instruction.accounts.models import User
 from instruction.audit.chain import seal_journal
 from instruction.campaigns.models import Campaign
-from instruction.db import Base, Money, UTCDateTime, clock_now
+from instruction.db import Base, Money, UTCDateTime, check_in, clock_now
 from instruction.territory.models import Collectivite
 
 STATES = (
@@ -47,14 +47,10 @@ CATEGORY_LABELS = {
 }
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
 class Dossier(Base):
     __tablename__ = "dossier"
     __table_args__ = (
-        CheckConstraint(_in("state", STATES), name="state"),
+        CheckConstraint(check_in("state", STATES), name="state"),
         CheckConstraint("aid_number BETWEEN 1 AND 5", name="aid_number"),
         CheckConstraint("state IN ('draft', 'expired') OR submitted_at IS NOT NULL", name="submitted"),
         CheckConstraint("state NOT IN ('granted', 'paid') OR granted_amount IS NOT NULL", name="granted_has_amount"),
@@ -147,7 +143,7 @@ class Dossier(Base):
 class ExpenseLine(Base):
     __tablename__ = "expense_line"
     __table_args__ = (
-        CheckConstraint(_in("category", CATEGORIES), name="category"),
+        CheckConstraint(check_in("category", CATEGORIES), name="category"),
         CheckConstraint("amount_ht >= 0", name="amount_positive"),
         CheckConstraint("pack IS NULL OR pack BETWEEN 1 AND 3", name="pack"),
         CheckConstraint("months IS NULL OR months > 0", name="months_positive"),
@@ -206,8 +202,8 @@ class AuditEvent(Base):
 
     __tablename__ = "audit_event"
     __table_args__ = (
-        CheckConstraint(f"from_state IS NULL OR {_in('from_state', STATES)}", name="from_state"),
-        CheckConstraint(f"to_state IS NULL OR {_in('to_state', STATES)}", name="to_state"),
+        CheckConstraint(f"from_state IS NULL OR {check_in('from_state', STATES)}", name="from_state"),
+        CheckConstraint(f"to_state IS NULL OR {check_in('to_state', STATES)}", name="to_state"),
         CheckConstraint("dossier_id IS NULL OR to_state IS NOT NULL", name="dossier_event_has_state"),
         CheckConstraint("dossier_id IS NOT NULL OR subject_kind IS NOT NULL", name="has_subject"),
         Index("ix_audit_event_subject", "subject_kind", "subject_id"),
@@ -251,7 +247,7 @@ class DossierMessage(Base):
     """
 
     __tablename__ = "dossier_message"
-    __table_args__ = (CheckConstraint(_in("kind", MESSAGE_KINDS), name="kind"),)
+    __table_args__ = (CheckConstraint(check_in("kind", MESSAGE_KINDS), name="kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)

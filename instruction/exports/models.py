@@ -6,16 +6,12 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from instruction.accounts.models import User
-from instruction.db import Base, UTCDateTime, clock_now
+from instruction.db import Base, UTCDateTime, check_in, clock_now
 
 EXPORT_FORMATS = ("csv", "xlsx")
 EXPORT_STATUSES = ("queued", "running", "ready", "failed", "purged")
 STATUS_LABELS = {"queued": "En attente", "running": "En préparation", "ready": "Prêt",
                  "failed": "Échec", "purged": "Supprimé"}
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class ExportJob(Base):
@@ -29,8 +25,8 @@ class ExportJob(Base):
 
     __tablename__ = "export_job"
     __table_args__ = (
-        CheckConstraint(_in("format", EXPORT_FORMATS), name="format"),
-        CheckConstraint(_in("status", EXPORT_STATUSES), name="status"),
+        CheckConstraint(check_in("format", EXPORT_FORMATS), name="format"),
+        CheckConstraint(check_in("status", EXPORT_STATUSES), name="status"),
         CheckConstraint("rows_done >= 0", name="rows_done_positive"),
         CheckConstraint("status <> 'ready' OR (storage_key IS NOT NULL AND expires_at IS NOT NULL "
                         "AND finished_at IS NOT NULL)", name="ready_has_file"),

@@ -7,7 +7,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, t
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from instruction.accounts.models import User
-from instruction.db import Base, Money, UTCDateTime, clock_now
+from instruction.db import Base, Money, UTCDateTime, check_in, clock_now
 from instruction.dossiers.models import CATEGORIES, CATEGORY_LABELS, Document, Dossier, Payment
 
 KINDS = ("acompte", "solde")
@@ -26,17 +26,13 @@ ATTESTATION = ("J'atteste sur l'honneur que les dépenses déclarées ci-dessus 
                "qu'elles n'ont pas été présentées à un autre financeur au-delà de leur montant.")
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
 class PaymentRequest(Base):
     """A demande de versement of a granted dossier: at most one open at a time (DB-enforced)."""
 
     __tablename__ = "payment_request"
     __table_args__ = (
-        CheckConstraint(_in("kind", KINDS), name="kind"),
-        CheckConstraint(_in("status", STATUSES), name="status"),
+        CheckConstraint(check_in("kind", KINDS), name="kind"),
+        CheckConstraint(check_in("status", STATUSES), name="status"),
         CheckConstraint("status <> 'paid' OR payment_id IS NOT NULL", name="paid_has_payment"),
         CheckConstraint("status = 'draft' OR (first_sent_at IS NOT NULL AND attested_at IS NOT NULL)",
                         name="sent_attested"),
@@ -97,7 +93,7 @@ class RealisedExpense(Base):
 
     __tablename__ = "realised_expense"
     __table_args__ = (
-        CheckConstraint(_in("category", CATEGORIES), name="category"),
+        CheckConstraint(check_in("category", CATEGORIES), name="category"),
         CheckConstraint("amount_ht > 0", name="amount_positive"),
         CheckConstraint("pack IS NULL OR pack BETWEEN 1 AND 3", name="pack"),
         CheckConstraint("months IS NULL OR months > 0", name="months_positive"),

@@ -21,6 +21,7 @@ from instruction.payment_requests.models import PaymentRequest
 from instruction.portal.services import line_options
 from instruction.rules.formatting import format_euros
 from instruction.rules.parameters import paris_date
+from instruction.storage.files import remove_files
 from instruction.web.access import found_or_404, staff_only
 from instruction.web.actions import attempt, perform
 
@@ -126,7 +127,7 @@ def remove_expense(dossier_id: int, request_id: int, expense_id: int):
     outcome = attempt(services.remove_expense, payment_request, expense_id, current_user, now=clock.now())
     if outcome.error:
         return _render_portal(dossier, outcome.error.status, error=outcome.error.message)
-    documents.remove_files(outcome.value or [])
+    remove_files(outcome.value or [])
     flash("Dépense retirée de la demande.", "success")
     return redirect(_page_url(dossier))
 

@@ -42,6 +42,7 @@ from instruction.extensions import db
 from instruction.rules.formatting import format_euros, format_percent
 from instruction.rules.parameters import AidRules
 from instruction.rules.simulator import decision_as_dict
+from instruction.storage.files import remove_files
 from instruction.territory.models import Collectivite
 
 # Findings that say whether the collectivité itself may ask for an aid (docs/rules.md).
@@ -351,7 +352,7 @@ def attach_files(dossier: Dossier, actor: User, files: list[tuple[str | None, by
         try:
             result.stored.append(documents.store(dossier, checked, line=line, uploader=actor, now=now))
         except Exception:
-            documents.remove_files(result.keys)
+            remove_files(result.keys)
             raise
     if result.stored:
         dossier.updated_at = now

@@ -46,6 +46,7 @@ from instruction.portal.forms import (
     WithdrawForm,
     parse_amount,
 )
+from instruction.storage.files import remove_files
 from instruction.teamwork import services as teamwork
 from instruction.teamwork.forms import MessageForm
 from instruction.web.access import found_or_404
@@ -286,7 +287,7 @@ def remove_line(dossier_id: int, line_id: int):
     if error := perform(lambda: removed.extend(services.remove_line(dossier, line, current_user,
                                                                      now=clock.now()))):
         return render_dossier(dossier, error.status, error=error.message)
-    documents.remove_files(removed)
+    remove_files(removed)
     flash("Dépense supprimée.", "success")
     return redirect(_dossier_url(dossier, "depenses"))
 
@@ -336,7 +337,7 @@ def remove_document(dossier_id: int, document_id: int):
     if error := perform(lambda: removed.append(services.remove_document(dossier, document, current_user,
                                                                          now=clock.now()))):
         return render_dossier(dossier, error.status, error=error.message)
-    documents.remove_files(removed)
+    remove_files(removed)
     flash("Pièce retirée.", "success")
     return redirect(_dossier_url(dossier, "depenses"))
 
@@ -446,7 +447,7 @@ def delete_draft(dossier_id: int):
     removed: list[str] = []
     if error := perform(lambda: removed.extend(services.delete_draft(dossier, current_user, now=clock.now()))):
         return render_dossier(dossier, error.status, error=error.message)
-    documents.remove_files(removed)
+    remove_files(removed)
     flash("Le brouillon est supprimé.", "success")
     return redirect(url_for("portal.index"))
 

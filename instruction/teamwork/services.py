@@ -31,6 +31,7 @@ from instruction.notifications import services as notifications
 from instruction.notifications.models import Delivery, OutboxMessage
 from instruction.rules.formatting import format_date_fr
 from instruction.rules.parameters import PARIS, paris_date
+from instruction.storage.files import remove_files
 from instruction.teamwork.models import (
     LABEL_COLOURS,
     MESSAGE_EMAIL_CHOICES,
@@ -132,7 +133,7 @@ def post_message(dossier: Dossier, author: User, body: str, files: list[tuple[st
             posted.stored.append(document)
         db.session.flush()
     except Exception:
-        documents.remove_files(posted.keys)
+        remove_files(posted.keys)
         raise
     if author.is_staff:
         _notify_applicants(dossier, message)

@@ -1,7 +1,7 @@
 """The unit of work of a request: a view runs its service through ``perform`` (or ``attempt``, which
 also hands back what the service returned), which commits on success, rolls back and reports on
 a refusal. No view commits or rolls back itself (``tests/test_unit_of_work.py``); files a service
-stored for rows that end up rolled back are removed (``documents.services``)."""
+stored for rows that end up rolled back are removed (``storage.files``)."""
 
 from __future__ import annotations
 
