@@ -6,7 +6,7 @@ INSTRUCTION := $(BIN)/instruction
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run setup install test test-faults test-fast lint browser-deps pdf-deps faketime-deps caddy-deps services clean-db
+.PHONY: run setup install test test-2031 test-2031-dates test-faults test-fast lint browser-deps pdf-deps faketime-deps caddy-deps services clean-db
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,39 @@ services:
 test: install services browser-deps faketime-deps caddy-deps
 	$(BIN)/mypy instruction
 	$(BIN)/pytest -q
+
+## test-2031: the whole suite (as `make test` runs it) under a clock set to 2031 by Debian's faketime,
+## on its own database. The monotonic clock stays real (FAKETIME_DONT_FAKE_MONOTONIC: faked, the
+## timeouts of Python's locks and events never expire); $(FAKETIME_SHIM) works around libfaketime
+## 0.9.10's monotonic sleeps failing with EINVAL (tests/faketime/monotonic_sleep.c); the browser
+## runs with its monotonic clock faked (tests/faketime/chromium).
+FUTURE_CLOCK ?= 2031-06-15 10:00:00
+TEST_2031_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/instruction_test_2031
+FAKETIME_SHIM := $(VENV)/faketime-monotonic-sleep.so
+FAKED := TEST_DATABASE_URL=$(TEST_2031_DATABASE_URL) FAKETIME_DONT_FAKE_MONOTONIC=1 \
+  LD_PRELOAD=$(CURDIR)/$(FAKETIME_SHIM) CHROMIUM=$(CURDIR)/tests/faketime/chromium faketime '$(FUTURE_CLOCK)'
+
+$(FAKETIME_SHIM): tests/faketime/monotonic_sleep.c | $(BIN)/python
+	@command -v cc >/dev/null 2>&1 || { \
+	  echo "Installing Debian's gcc to build $@..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null) \
+	  || { echo "ERROR: could not install gcc (apt-get install gcc)"; exit 1; }; }
+	cc -shared -fPIC -O2 -Wall -Wextra -o $@ $< -ldl
+
+test-2031: install services browser-deps faketime-deps caddy-deps $(FAKETIME_SHIM)
+	$(FAKED) $(BIN)/pytest -q
+
+## test-2031-dates: the files of test-2031 where the date matters, which CI runs (the whole suite
+## twice would double its time): the setup chain, the clock, the worker and its nightly jobs,
+## deadlines and legal acts, notifications, retention and archives, the campaigns, one browser test.
+DATE_TESTS := tests/test_setup.py tests/test_clock.py tests/test_worker.py tests/test_jobs_batches.py \
+  tests/test_notifications_jobs.py tests/test_acts.py tests/test_acts_watch.py tests/rules/test_rules_acts.py \
+  tests/rules/test_rules_parameters.py tests/test_workflow.py tests/test_portal.py \
+  tests/test_admin_campaigns.py tests/test_personal_data.py tests/test_dossier_archive.py \
+  tests/test_export_jobs.py tests/test_payment_requests.py tests/test_teamwork_thread.py \
+  tests/test_e2e_acts.py
+test-2031-dates: install services browser-deps faketime-deps $(FAKETIME_SHIM)
+	$(FAKED) $(BIN)/pytest -q $(DATE_TESTS)
 
 ## test-faults: faults against real services (private PostgreSQL and Redis stopped and restarted,
 ## the worker killed, SMTP refusing, uploads unwritable), and the fuzzing with more examples; slow,

@@ -85,7 +85,10 @@ print(json.dumps(report))
 
 
 def faked(*command: str, instance: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}
+    # Without the suite's own faketime, if any (`make test-2031`): faketime would otherwise compute
+    # its offset from the already faked clock, and this test's date would not be the one it sets.
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY", "LD_PRELOAD")
+           and not k.startswith("FAKETIME")}
     env |= {"INSTANCE_PATH": str(instance), "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
     return subprocess.run([FAKETIME, FUTURE, *command], env=env, capture_output=True, text=True,
                           timeout=600)
