@@ -195,6 +195,9 @@ EXPECTED: dict[str, Row] = {
     "POST payment_requests_finance.pay on granted": Row(LOGIN, 403, 403,     403,       302,    302, on="granted",
                                             data=lambda: {"amount": "390,00", "paid_on": "28/11/2026",
                                                           "reference": "Mandat 43", "token": token_urlsafe(24)}),
+    # an acompte cannot be settled at 0,00 € (400): the roles that may try get that far
+    "POST payment_requests_finance.settle on granted": Row(LOGIN, 403, 403,  403,       400,    400, on="granted",
+                                            data=lambda: {"token": token_urlsafe(24)}),
     "POST payment_requests_finance.send_back on granted": Row(LOGIN, 403, 403, 403,     302,    302, on="granted",
                                             data={"message": "La facture n'est pas acquittée."}),
     "GET backoffice.export_csv":        Row(LOGIN,    404,        404,        200,       200,    200),

@@ -435,6 +435,42 @@ def record_payment(dossier: Dossier, actor: User, *, amount: Decimal, paid_on: d
     return _apply(action, dossier, actor, now, reason, expected=_amounts_read(dossier), **fields)
 
 
+def record_zero_balance(dossier: Dossier, actor: User, *, now: datetime, token: str | None = None,
+                        confirmed_release: Decimal | None = None, note: str | None = None) -> AuditEvent:
+    """The balance settled at 0,00 €: the final payment of a balance that justifies nothing more
+    than what was already paid. No money moves and no ``Payment`` is made (no mandate, no date):
+    the dossier is paid at what was already paid (0.00 included) and the rest of the grant goes
+    back to the envelope, confirmed with that amount like a final payment below the grant.
+
+    Only ``payment_requests.services.settle_at_zero`` calls it, for a sent balance request whose
+    payable amount is 0; ``record_payment`` still refuses an amount of 0.
+
+    The way back: with no payment row, ``cancel_payment`` has nothing of its own to cancel. After
+    instalments, cancelling one of them (finance or admin, with a reason) brings the dossier back
+    to granted and takes back what this released; without any payment, the closure is final."""
+    take(dossier)
+    _claim(token, dossier, "record_final_payment", now)
+    _check("record_final_payment", dossier, actor, now, None)
+    already = dossier.paid_amount or Decimal("0.00")
+    granted = dossier.granted_amount or Decimal("0.00")
+    release = granted - already
+    if release > 0 and confirmed_release != release:
+        raise ConfirmationRequired(
+            f"Le solde est arrêté à 0,00 € : le dossier est soldé à {format_euros(already)} versés pour "
+            f"{format_euros(granted)} attribués, sans nouveau versement ; {format_euros(release)} seront "
+            f"rendus à l'enveloppe et ne pourront plus être versés sur ce dossier. Confirmez le solde à "
+            f"0,00 €.", release)
+    envelopes.release(_envelope_of(dossier, now), release)
+    reason = (f"Solde arrêté à 0,00 €, sans versement : {format_euros(already)} versés au total, "
+              f"{format_euros(release)} rendus à l'enveloppe")
+    if note:
+        reason += f" ; {note}"
+    context = {"zero_balance": True, "paid": format_euros(already), "paid_before": already > 0,
+               "released": format_euros(release)}
+    return _apply("record_final_payment", dossier, actor, now, reason, context,
+                  expected=_amounts_read(dossier), paid_amount=already, closed_at=now)
+
+
 def cancel_payment(dossier: Dossier, payment_id: int, actor: User, reason: str, *, now: datetime,
                    token: str | None = None) -> AuditEvent:
     """A payment recorded by mistake (finance or admin, with a reason). It stays, marked cancelled,

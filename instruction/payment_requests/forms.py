@@ -50,6 +50,13 @@ class PayForm(OneTimeForm):
     submit = SubmitField("Verser")
 
 
+class SettleForm(OneTimeForm):
+    """A balance that justifies nothing more: settled at 0,00 €, without payment (no mandate, no date)."""
+
+    confirmed_release = HiddenEurosField(validators=[Optional()])
+    submit = SubmitField("Solder à 0,00 €")
+
+
 class ReturnForm(FlaskForm):
     message = TextAreaField("Message au demandeur (ce qu'il doit corriger)", filters=[strip], validators=[
         DataRequired("Écrivez au demandeur ce qu'il doit corriger."),

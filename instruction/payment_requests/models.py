@@ -33,7 +33,10 @@ class PaymentRequest(Base):
     __table_args__ = (
         CheckConstraint(check_in("kind", KINDS), name="kind"),
         CheckConstraint(check_in("status", STATUSES), name="status"),
-        CheckConstraint("status <> 'paid' OR payment_id IS NOT NULL", name="paid_has_payment"),
+        # Paid by a payment, or a balance settled at 0,00 € (nothing more justified: no payment).
+        CheckConstraint("status <> 'paid' OR payment_id IS NOT NULL "
+                        "OR (kind = 'solde' AND payable_amount = 0 AND settled_at IS NOT NULL)",
+                        name="paid_has_payment"),
         CheckConstraint("status = 'draft' OR (first_sent_at IS NOT NULL AND attested_at IS NOT NULL)",
                         name="sent_attested"),
         CheckConstraint("payable_amount IS NULL OR payable_amount >= 0", name="payable_positive"),
@@ -62,6 +65,8 @@ class PaymentRequest(Base):
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payment.id"), unique=True)
     paid_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     reduction_reason: Mapped[str | None] = mapped_column(Text)  # paid less than payable: why
+    # A balance settled at 0,00 € (``services.settle_at_zero``): when; it has no payment.
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     dossier: Mapped[Dossier] = relationship()
     expenses: Mapped[list[RealisedExpense]] = relationship(
@@ -76,8 +81,13 @@ class PaymentRequest(Base):
         return KIND_LABELS[self.kind]
 
     @property
+    def settled_at_zero(self) -> bool:
+        """A balance closed at 0,00 €: paid, without a payment."""
+        return self.status == "paid" and self.payment_id is None
+
+    @property
     def status_label(self) -> str:
-        return STATUS_LABELS[self.status]
+        return "Soldée à 0,00 €" if self.settled_at_zero else STATUS_LABELS[self.status]
 
     @property
     def editable(self) -> bool:

@@ -1,6 +1,6 @@
 """Payment requests: the beneficiary's side (start, declare realised expenses with their paid
-invoices, attest and send), finance's side (pay what is payable or less with a reason, or return
-the request), and the balance time limit.
+invoices, attest and send), finance's side (pay what is payable or less with a reason, settle a
+balance that justifies nothing more at 0,00 €, or return the request), and the balance time limit.
 
 The amount payable is computed by the pure rule ``instruction.rules.payouts.payable``; paying goes
 through ``dossiers.services.record_payment``, so every payment guard applies (the dossier taken,
@@ -276,6 +276,9 @@ def pay(request: PaymentRequest, actor: User, *, amount: Decimal, paid_on: date,
     if amount > result.amount:
         raise InvalidAction(f"Le montant ({format_euros(amount)}) dépasse le montant à verser calculé pour "
                             f"cette demande, {format_euros(result.amount)}.")
+    if result.amount == 0 and request.kind == "solde":
+        raise InvalidAction("Ce solde ne justifie aucun montant à verser : soldez-le à 0,00 €, sans "
+                            "versement.")
     if amount < result.amount and not reason:
         raise InvalidAction(f"Vous versez moins que le montant à verser ({format_euros(result.amount)}) : "
                             f"indiquez le motif, il est communiqué au demandeur.")
@@ -290,6 +293,39 @@ def pay(request: PaymentRequest, actor: User, *, amount: Decimal, paid_on: date,
     request.payment = payment
     request.paid_by = actor
     request.reduction_reason = reason or None
+    request.payable_amount = result.amount
+    request.findings = _findings(result)
+    db.session.flush()
+    return event
+
+
+def settle_at_zero(request: PaymentRequest, actor: User, *, now: datetime, token: str | None = None,
+                   confirmed_release: Decimal | None = None):
+    """Settle a sent balance whose payable amount is 0,00 € (the instalments already paid cover
+    every justified euro, or the expenses justify nothing): no money moves, no payment is made;
+    the dossier is paid at what was already paid and the rest goes back to the envelope, once
+    confirmed with that amount (``dossier_services.record_zero_balance``). Refused for an
+    instalment and for a balance with something to pay."""
+    dossier = request.dossier
+    if actor is None or actor.role not in ("finance", "admin"):
+        raise ActionForbidden("Votre rôle ne permet pas cette action sur le dossier.")
+    dossier_services.take(dossier)
+    if token and db.session.get(OperationToken, token) is not None:
+        raise AlreadyDone()  # the same form again (a double click): the first one settled it
+    _take_sent(request)
+    if request.kind != "solde":
+        raise InvalidAction("Seul un solde peut être soldé à 0,00 € : un acompte se verse, ou se renvoie "
+                            "au demandeur.")
+    result = assess(request)
+    if result.amount != 0:
+        raise InvalidAction(f"Ce solde justifie {format_euros(result.amount)} à verser : il ne peut pas être "
+                            f"soldé à 0,00 €. Versez-le, ou moins avec un motif.")
+    note = f"solde demandé le {format_date_fr(paris_date(request.sent_at or now))}, rien de plus n'est justifié"
+    event = dossier_services.record_zero_balance(dossier, actor, now=now, token=token,
+                                                 confirmed_release=confirmed_release, note=note)
+    request.status = "paid"
+    request.settled_at = now
+    request.paid_by = actor
     request.payable_amount = result.amount
     request.findings = _findings(result)
     db.session.flush()

@@ -16,7 +16,14 @@ from instruction.dossiers.models import Dossier
 from instruction.dossiers.services import AlreadyDone, ConfirmationRequired
 from instruction.extensions import db
 from instruction.payment_requests import services
-from instruction.payment_requests.forms import ExpenseForm, PayForm, ReturnForm, SendForm, StartForm
+from instruction.payment_requests.forms import (
+    ExpenseForm,
+    PayForm,
+    ReturnForm,
+    SendForm,
+    SettleForm,
+    StartForm,
+)
 from instruction.payment_requests.models import PaymentRequest
 from instruction.portal.services import line_options
 from instruction.rules.formatting import format_euros
@@ -164,17 +171,23 @@ def _staff_dossier(dossier_id: int) -> Dossier:
 
 def _render_finance(dossier: Dossier, payment_request: PaymentRequest, status: int = 200, *,
                     error: str | None = None, pay_form: PayForm | None = None,
-                    return_form: ReturnForm | None = None, confirmation: ConfirmationRequired | None = None):
+                    return_form: ReturnForm | None = None, confirmation: ConfirmationRequired | None = None,
+                    settle_form: SettleForm | None = None):
     now = clock.now()
     assessment = services.assess(payment_request)
     if pay_form is None:
         pay_form = PayForm(formdata=None, data={"amount": assessment.amount, "paid_on": paris_date(now)})
+    if settle_form is None:
+        settle_form = SettleForm(formdata=None)
     if confirmation is not None:
-        pay_form.confirmed_release.data = confirmation.release
-        pay_form.confirmed_release.raw_data = None  # shown as confirmed, not as it was posted
+        for form in (pay_form, settle_form):
+            form.confirmed_release.data = confirmation.release
+            form.confirmed_release.raw_data = None  # shown as confirmed, not as it was posted
     return render_template(
         "payment_requests/finance.html", dossier=dossier, payment_request=payment_request, now=now,
-        assessment=assessment, error=error, pay_form=pay_form,
+        assessment=assessment, error=error, pay_form=pay_form, settle_form=settle_form,
+        # A balance that justifies nothing more is settled at 0,00 € instead of paid.
+        settles_at_zero=payment_request.kind == "solde" and assessment.amount == 0,
         return_form=return_form or ReturnForm(formdata=None), confirmation=confirmation,
         can_decide=current_user.role in FINANCE_ROLES and payment_request.status == "sent"
         and dossier.state == "granted",
@@ -215,6 +228,35 @@ def pay(dossier_id: int, request_id: int):
         if dossier.state == "paid":
             message += f" Le dossier est soldé : {format_euros(dossier.paid_amount or Decimal(0))} versés au total."
         flash(message, "success")
+    return redirect(url_for("backoffice.dossier", dossier_id=dossier.id))
+
+
+@finance.route("/dossiers/<int:dossier_id>/demandes-versement/<int:request_id>/solder", methods=["POST"])
+def settle(dossier_id: int, request_id: int):
+    """« Solder à 0,00 € »: a sent balance whose payable amount is 0, closed without payment."""
+    dossier = _staff_dossier(dossier_id)
+    payment_request = _request_of(dossier, request_id)
+    if current_user.role not in FINANCE_ROLES:
+        return _render_finance(dossier, payment_request, 403,
+                               error="Votre rôle ne permet pas cette action sur le dossier.")
+    form = SettleForm()
+    if not form.validate():
+        message = next((str(e) for errors in form.errors.values() for e in errors), "Formulaire incomplet.")
+        return _render_finance(dossier, payment_request, 400, error=message, settle_form=form)
+    error = perform(services.settle_at_zero, payment_request, current_user._get_current_object(),
+                    now=clock.now(), token=form.token.data, confirmed_release=form.confirmed_release.data)
+    if isinstance(error, ConfirmationRequired):
+        return _render_finance(dossier, payment_request, settle_form=form, confirmation=error)
+    if isinstance(error, AlreadyDone):
+        flash(error.message, "info")
+    elif error is not None:
+        return _render_finance(dossier, payment_request, error.status, error=error.message, settle_form=form)
+    else:
+        db.session.refresh(dossier)
+        granted = dossier.granted_amount or Decimal(0)
+        paid = dossier.paid_amount or Decimal(0)
+        flash(f"Solde arrêté à 0,00 €, sans versement : le dossier est soldé à {format_euros(paid)} versés ; "
+              f"{format_euros(granted - paid)} rendus à l'enveloppe.", "success")
     return redirect(url_for("backoffice.dossier", dossier_id=dossier.id))
 
 
