@@ -299,3 +299,33 @@ def test_the_keyboard_focus_is_visible_on_the_navigation_links(served, browser, 
         assert focused["outline"] == "solid 3px", focused
         assert focused["colour"] == "rgb(255, 191, 71)", focused  # #ffbf47: 9.8:1 on the bar's blue
     assert all(s["inNav"] for s in seen[1:])
+
+
+NAVIGATION_LINES = """() => {
+    const lines = el => {
+        const style = getComputedStyle(el);
+        const content = el.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
+        return Math.round(content / parseFloat(style.lineHeight));
+    };
+    const links = [...document.querySelectorAll("nav.navbar .navbar-nav .nav-link")];
+    const user = document.querySelector("[data-testid=current-user]");
+    const toggler = document.querySelector("nav.navbar .navbar-toggler");
+    return {entries: links.map(lines), user: user.offsetParent ? lines(user) : 0,
+            title: user.getAttribute("title"), collapsed: getComputedStyle(toggler).display !== "none"};
+}"""
+
+
+@pytest.mark.parametrize("who, second_factor", [("admin", True), ("agent", False)])
+def test_the_navigation_bar_keeps_each_entry_and_the_name_on_one_line(served, browser, monkeypatch, who,
+                                                                       second_factor):
+    """At 1280 px the admin's eight entries wrap as whole entries, and the person's name stays on one
+    line (cut if very long, whole in its title); narrower, the staff's menu folds behind its button."""
+    monkeypatch.setattr("instruction.clock.now", lambda: factories.NOW)
+    page = signed_in(browser, served["base"], served[who], second_factor=second_factor)
+    bar = page.evaluate(NAVIGATION_LINES)
+    assert not bar["collapsed"] and bar["user"] == 1 and set(bar["entries"]) == {1}, bar
+    if who == "agent":
+        assert bar["title"] == ("Mon compte : Claire-Marie-Bernadette Martin-Villeneuve-de-Saint-Apollinaire"
+                                " · Demandeur · Agencourt")
+    page.set_viewport_size({"width": 1024, "height": 900})
+    assert page.evaluate(NAVIGATION_LINES)["collapsed"] is (who == "admin")
