@@ -7,6 +7,8 @@ Served as in tests/test_e2e.py: werkzeug in a thread, a committed database of it
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from instruction.extensions import db
@@ -319,8 +321,9 @@ NAVIGATION_LINES = """() => {
 def test_the_navigation_bar_keeps_each_entry_and_the_name_on_one_line(served, browser, monkeypatch, who,
                                                                        second_factor):
     """At 1280 px the admin's eight entries wrap as whole entries, and the person's name stays on one
-    line (cut if very long, whole in its title); narrower, the staff's menu folds behind its button."""
-    monkeypatch.setattr("instruction.clock.now", lambda: factories.NOW)
+    line (cut if very long, whole in its title); narrower, the staff's menu folds behind its button.
+    A day after the other tests: the admin's second factor refuses a code already used."""
+    monkeypatch.setattr("instruction.clock.now", lambda: factories.NOW + timedelta(days=1))
     page = signed_in(browser, served["base"], served[who], second_factor=second_factor)
     bar = page.evaluate(NAVIGATION_LINES)
     assert not bar["collapsed"] and bar["user"] == 1 and set(bar["entries"]) == {1}, bar
