@@ -350,6 +350,19 @@ def test_a_broker_error_does_not_undo_the_commit(session, app, monkeypatch, capl
     assert "periodic re-dispatch will send them" in caplog.text
 
 
+def test_many_messages_are_handed_to_the_publisher_a_chunk_at_a_time(app, session, monkeypatch):
+    """A nightly job's batch is one publish (the worker queues each message's own task), not one
+    publish per message."""
+    published: list[list[int]] = []
+    monkeypatch.setitem(app.extensions, "outbox_publisher", published.append)
+    dispatch.enqueue(iter(range(1, dispatch.CHUNK * 2 + 2)))
+    assert [len(ids) for ids in published] == [dispatch.CHUNK, dispatch.CHUNK, 1]
+    assert [i for ids in published for i in ids] == list(range(1, dispatch.CHUNK * 2 + 2))
+    published.clear()
+    dispatch.enqueue([])
+    assert published == []
+
+
 def test_without_a_relay_emails_are_written_to_the_mail_folder(app, session, monkeypatch, tmp_path):
     """The embedded default (no SMTP_HOST): a demo keeps its e-mails as .eml files."""
     monkeypatch.setitem(app.config, "MAIL_FOLDER", str(tmp_path / "mail"))

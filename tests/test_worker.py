@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,11 +31,12 @@ from instruction.dossiers.models import Dossier
 from instruction.extensions import db
 from instruction.notifications import delivery, jobs
 from instruction.notifications.models import Delivery, JobRun, OutboxMessage
+from instruction.notifications.services import queue
 from instruction.rules.parameters import PARIS
 from tests import factories
 from tests.conftest import make_test_app, prepared_app, sibling_database_url
 from tests.test_notifications_delivery import SmtpSink, free_port, parts
-from worker.celery_app import DELIVER_TASK, celery_init_app
+from worker.celery_app import DELIVER_TASK, DISPATCH_TASK, celery_init_app
 
 REDIS_URL = "redis://127.0.0.1:6379/5"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -278,6 +280,66 @@ def test_the_same_row_delivered_twice_sends_one_e_mail(worker_app, sink):
         celery.send_task(DELIVER_TASK, args=[message_id])
         time.sleep(2)
     assert len(sink.messages) == 1 and statuses(message_id) == ["sent"]
+
+
+def test_messages_committed_together_are_published_once_and_each_has_its_own_task(worker_app, sink,
+                                                                                   monkeypatch):
+    """A commit of several messages (a nightly job's batch) publishes one task, which queues one
+    delivery task per message from the worker: each is delivered (and throttled) on its own."""
+    dossier = factories.dossier("received")
+    applicant = factories.applicant_of(dossier.collectivite)  # no new account: the module's data stays
+    db.session.commit()
+    celery = celery_init_app(worker_app)
+    published = []
+    send_task = celery.send_task
+
+    def recording(name, args=None, **options):
+        published.append((name, args))
+        return send_task(name, args=args, **options)
+
+    monkeypatch.setattr(celery, "send_task", recording)
+    for i in range(3):
+        queue("submit", key=f"together-{dossier.id}-{i}", recipients=[applicant], dossier=dossier,
+              now=clock.now())
+    db.session.commit()
+    ids = sorted(db.session.scalars(select(OutboxMessage.id).where(OutboxMessage.key.like("together-%"))))
+    assert published == [(DISPATCH_TASK, [ids])]  # one publish for the three
+    with embedded_worker(worker_app):
+        assert wait_until(lambda: all(statuses(i) == ["sent"] for i in ids))
+        time.sleep(0.5)  # nothing more comes
+    assert sorted(args[0] for name, args in published if name == DELIVER_TASK) == ids  # one task each
+    # Message-ID: <notification.<message id>.<delivery id>.<timestamp>@domain>
+    mails = Counter(int(m["Message-ID"].split(".")[1]) for m in sink.messages)
+    assert {i: mails[i] for i in ids} == {i: 1 for i in ids}  # one e-mail each
+
+
+def test_a_broker_failing_while_the_worker_queues_a_batch_leaves_the_rest_to_the_re_dispatch(
+        worker_app, monkeypatch):
+    dossier = factories.dossier("received")
+    applicant = factories.applicant_of(dossier.collectivite)
+    worker_app.config["NOTIFICATION_DISPATCH_ON_COMMIT"] = False
+    for i in range(3):
+        queue("submit", key=f"broken-{dossier.id}-{i}", recipients=[applicant], dossier=dossier, now=clock.now())
+    db.session.commit()
+    ids = sorted(db.session.scalars(select(OutboxMessage.id).where(OutboxMessage.key.like("broken-%"))))
+    import worker.tasks  # noqa: F401  (what the worker imports)
+
+    celery = celery_init_app(worker_app)
+    sent = []
+
+    def broker_fails_at_the_second(name, args=None, **options):
+        if len(sent) == 1:
+            raise ConnectionRefusedError("broker down")
+        sent.append(args[0])
+
+    monkeypatch.setattr(celery, "send_task", broker_fails_at_the_second)
+    with pytest.raises(ConnectionRefusedError):
+        celery.tasks[DISPATCH_TASK](ids)  # run here, as a worker runs it
+    db.session.rollback()
+    assert sent == ids[:1]
+    dispatched = {row.id: row.dispatched_at for row in db.session.execute(
+        select(OutboxMessage.id, OutboxMessage.dispatched_at).where(OutboxMessage.id.in_(ids)))}
+    assert dispatched[ids[0]] is not None and dispatched[ids[1]] is None and dispatched[ids[2]] is None
 
 
 # --- deadline and reminders with a frozen clock ------------------------------------------------

@@ -15,6 +15,7 @@ from instruction.rules.parameters import PARIS
 from worker.schedule import BEAT_SCHEDULE
 
 DELIVER_TASK = "worker.deliver_message"
+DISPATCH_TASK = "worker.dispatch_messages"  # queues the delivery tasks of several messages
 BUILD_EXPORT_TASK = "worker.build_export"
 
 
@@ -83,13 +84,20 @@ def celery_init_app(app: Flask) -> Celery:
 
 
 def install_publisher(app: Flask) -> None:
-    """Give the outbox dispatcher of ``app`` its publisher: a delivery task per message, through
-    the Celery app of ``app`` (created when first needed); and the export jobs theirs (a build
-    task per job)."""
+    """Give the outbox dispatcher of ``app`` its publisher, through the Celery app of ``app``
+    (created when first needed): the delivery task of a single message, or for several one task
+    that queues their delivery tasks from the worker (``worker.tasks.dispatch_messages``: one
+    publish per batch of a nightly job instead of one per message); and the export jobs theirs (a
+    build task per job)."""
     from instruction.notifications import dispatch
 
-    dispatch.set_publisher(app, lambda message_id: celery_init_app(app).send_task(DELIVER_TASK,
-                                                                                  args=[message_id]))
+    def publish(message_ids: list[int]) -> None:
+        if len(message_ids) == 1:
+            celery_init_app(app).send_task(DELIVER_TASK, args=message_ids)
+        elif message_ids:
+            celery_init_app(app).send_task(DISPATCH_TASK, args=[message_ids])
+
+    dispatch.set_publisher(app, publish)
     from instruction.exports import services as export_jobs
 
     export_jobs.set_publisher(app, lambda job_id: celery_init_app(app).send_task(BUILD_EXPORT_TASK,

@@ -3,11 +3,16 @@ call the services of ``instruction.notifications``. Every one is idempotent."""
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from sqlalchemy.exc import OperationalError
 
 from instruction import clock
-from instruction.notifications import delivery, jobs
+from instruction.notifications import delivery, dispatch, jobs
+from worker.celery_app import DELIVER_TASK, DISPATCH_TASK
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(name="worker.deliver_message", bind=True, soft_time_limit=60, time_limit=90,
@@ -27,6 +32,28 @@ def deliver_message(self, message_id: int) -> None:
         countdown = max((outcome.task_retry_at - clock.now()).total_seconds(), 0.1)
         # The database counts attempts and gives up; the re-dispatch covers a lost retry.
         raise self.retry(countdown=countdown)
+
+
+@shared_task(name=DISPATCH_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+def dispatch_messages(self, message_ids: list[int]) -> str:
+    """Queue one delivery task (above) per message: what a commit of several messages publishes
+    (a nightly job's batch, a re-dispatch), so that it publishes once, not once per message. Each
+    message is then delivered, retried and throttled (``NOTIFICATION_RATE``) by its own task.
+
+    If the broker fails midway, the messages not queued are marked not dispatched: the next
+    re-dispatch queues them. Acknowledged when done: if its worker dies, Redis gives it out again
+    (after the visibility timeout) and it queues every message again; a message whose task was
+    queued twice is still sent once (each delivery is claimed). Lost altogether (the broker's
+    content lost), its messages are queued again by the re-dispatch like any lost task."""
+    for position, message_id in enumerate(message_ids):
+        try:
+            self.app.send_task(DELIVER_TASK, args=[message_id])
+        except Exception:
+            log.exception("Could not queue the delivery of outbox messages %s; "
+                          "the periodic re-dispatch will send them", message_ids[position:])
+            dispatch.mark_not_dispatched(message_ids[position:])
+            raise
+    return f"{len(message_ids)} message(s) mis en file"
 
 
 @shared_task(name="worker.dispatch_pending")

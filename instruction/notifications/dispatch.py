@@ -1,9 +1,14 @@
 """Queue a delivery task for each outbox row, after the commit that wrote it.
 
-The session collects the ids of the ``OutboxMessage`` rows it flushes and queues one task per row
+The session collects the ids of the ``OutboxMessage`` rows it flushes and queues their delivery
 once the transaction has committed (never before: the worker must find the row). If the broker
 cannot be reached the commit still stands: the error is logged, the row is marked not dispatched,
 and the periodic re-dispatch (``jobs.dispatch_pending``) queues it when the broker is back.
+
+The publisher (the worker's) queues one delivery task for a single message; for several (a batch
+of a nightly job, a re-dispatch) it queues one task per ``CHUNK`` messages, which queues their
+delivery tasks from the worker: the committing process publishes once per batch, not once per
+message, and each message is still delivered, retried and throttled by its own task.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ _KEY = "outbox_new_ids"
 
 
 _PUBLISHER = "outbox_publisher"
-Publisher = Callable[[int], None]  # queues the delivery of one outbox message
+Publisher = Callable[[list[int]], None]  # queues the delivery of these outbox messages
+CHUNK = 500  # messages per publish (the nightly jobs' batch)
 
 
 def set_publisher(app: Flask, publish: Publisher) -> None:
@@ -32,12 +38,14 @@ def set_publisher(app: Flask, publish: Publisher) -> None:
 
 
 def enqueue(message_ids: Iterable[int]) -> None:
-    """Queue one delivery task per message (raises if the broker cannot be reached)."""
+    """Queue the delivery of each message, ``CHUNK`` messages per publish (raises if the broker
+    cannot be reached)."""
     publish = current_app.extensions.get(_PUBLISHER)
     if publish is None:
         raise RuntimeError("no outbox publisher: worker.celery_app.install_publisher(app) gives it")
-    for message_id in message_ids:
-        publish(message_id)
+    ids = list(message_ids)
+    for start in range(0, len(ids), CHUNK):
+        publish(ids[start:start + CHUNK])
 
 
 def _after_flush(session, flush_context) -> None:
@@ -63,12 +71,13 @@ def _after_commit(session) -> None:
     except Exception:
         log.exception("Could not queue the delivery of outbox messages %s; "
                       "the periodic re-dispatch will send them", ids)
-        _mark_not_dispatched(ids)
+        mark_not_dispatched(ids)
 
 
-def _mark_not_dispatched(ids: list[int]) -> None:
+def mark_not_dispatched(ids: list[int]) -> None:
     """So that the next re-dispatch picks them up at once (best effort: after_commit cannot
-    use the session, hence a connection of its own)."""
+    use the session, hence a connection of its own; nor can the worker's task that queues the
+    deliveries of several messages, which has no transaction of its own)."""
     try:
         with db.engine.begin() as connection:
             connection.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids))
