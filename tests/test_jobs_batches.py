@@ -8,9 +8,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import Text, cast, event, func, insert, select, update
 
 from instruction.audit.services import verify_chain
+from instruction.db import insert_many, table_of
 from instruction.dossiers import jobs as dossier_jobs
 from instruction.dossiers.models import AuditEvent, Dossier
 from instruction.extensions import db
@@ -120,3 +121,33 @@ def test_each_batch_is_committed_before_the_next_is_read(tmp_path):
         db.session.remove()
         db.engine.dispose()
     assert seen_from_outside == [0, 3, 6, 7]
+
+
+def test_insert_many_writes_what_the_values_list_writes(session):
+    """``db.insert_many`` (on PostgreSQL one JSON document read back in order) writes the rows, the
+    model's defaults, the JSON text and the id order of SQLAlchemy's VALUES list."""
+    outbox, deliveries = table_of(OutboxMessage), table_of(Delivery)
+    connection = session.connection()
+    user = factories.user("applicant")
+
+    def rows(tag: str) -> list[dict]:
+        return [{"key": f"many-{tag}-{i}", "kind": "submit", "dossier_id": None,
+                 "context": {"référence": f"n°{i}", "liste": [i, "deux", None]}, "created_at": factories.NOW}
+                for i in range(3)]
+
+    statement = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
+    by_values = connection.execute(statement, rows("values")).scalars().all()
+    by_many = insert_many(connection, statement, rows("many")).scalars().all()
+    assert by_many == sorted(by_many) and by_many[0] > by_values[-1]
+    written = {row.key: row for row in connection.execute(select(
+        outbox.c.key, outbox.c.context, cast(outbox.c.context, Text).label("text"), outbox.c.dispatched_at,
+        outbox.c.created_at).where(outbox.c.key.like("many-%")))}
+    for i in range(3):
+        values, many = written[f"many-values-{i}"], written[f"many-many-{i}"]
+        assert (many.text, many.context, many.created_at) == (values.text, values.context, values.created_at)
+        assert many.dispatched_at is not None  # the model's default (clock_now), as for the VALUES list
+    insert_many(connection, insert(deliveries), [{"message_id": message_id, "user_id": user.id, "email": user.email,
+                                                 "next_attempt_at": factories.NOW} for message_id in by_many])
+    assert connection.execute(select(deliveries.c.message_id, deliveries.c.status, deliveries.c.attempts)
+                              .where(deliveries.c.message_id.in_(by_many)).order_by(deliveries.c.id)).all() == [
+        (message_id, "pending", 0) for message_id in by_many]

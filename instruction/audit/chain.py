@@ -35,7 +35,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from instruction import clock
-from instruction.db import Base, table_of
+from instruction.db import Base, insert_many, table_of
 
 if TYPE_CHECKING:
     from instruction.dossiers.models import AuditEvent
@@ -145,6 +145,10 @@ def append_many(connection: Connection, rows: list[dict]) -> list[int]:
     # Columns NULL on every row are left out of the INSERT (a JSON column given None would store
     # JSON null): the database writes NULL, which the hash leaves out too.
     used = [name for name in sealed[0] if any(row[name] is not None for row in sealed)]
-    result = connection.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True),
-                                [{name: row[name] for name in used} for row in sealed])
-    return list(result.scalars())
+    result = insert_many(connection, sa.insert(table).returning(table.c.id, table.c.hash, sort_by_parameter_order=True),
+                         [{name: row[name] for name in used} for row in sealed])
+    id_of = {row.hash: row.id for row in result}
+    ids = [id_of[row["hash"]] for row in sealed]
+    if ids != sorted(ids):  # the chain follows id order: never written out of it
+        raise RuntimeError("audit events inserted out of their chain's order")
+    return ids

@@ -11,7 +11,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from instruction.db import table_of
+from instruction.db import insert_many, table_of
 from instruction.extensions import db
 from instruction.notifications import dispatch
 from instruction.notifications.models import Delivery, OutboxMessage
@@ -94,13 +94,13 @@ def queue_many(kind: str, messages: Iterable[Pending], *, now: datetime) -> int:
                          "context": message.context, "created_at": now})
     if not rows:
         return 0
-    upsert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    connection = db.session.connection()
+    upsert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
     outbox = table_of(OutboxMessage)
-    inserted = db.session.execute(
-        upsert(outbox).on_conflict_do_nothing(index_elements=["key"])
-        .returning(outbox.c.id, outbox.c.key), rows).all()
+    inserted = insert_many(connection, upsert(outbox).on_conflict_do_nothing(index_elements=["key"])
+                           .returning(outbox.c.id, outbox.c.key, sort_by_parameter_order=True), rows).all()
     if inserted:
-        db.session.execute(insert(table_of(Delivery)), [
+        insert_many(connection, insert(table_of(Delivery)), [
             {"message_id": message_id, **delivery}
             for message_id, key in inserted for delivery in recipients[key]])
         dispatch.track([message_id for message_id, _ in inserted])
