@@ -539,11 +539,11 @@ def expire_many(dossier_ids: Sequence[int], *, now: datetime) -> int:
         {"dossier_id": d.id, "actor_id": None, "action": "expire", "from_state": "draft",
          "to_state": transition.target, "at": now, "reason": reason} for d in due])
     agents = approved_agents_of(d.collectivite_id for d in due) if "applicants" in transition.notify else {}
+    event = AuditEvent(reason=reason, to_state=transition.target, at=now)  # what the e-mails show of each
     notifications.queue_many("expire", [
         notifications.Pending(
             key=f"dossier:{d.id}:event:{event_id}", dossier_id=d.id,
-            recipients=agents.get(d.collectivite_id, []),
-            context=_event_context(d, AuditEvent(reason=reason, to_state=transition.target, at=now)))
+            recipients=agents.get(d.collectivite_id, []), context=_event_context(d, event))
         for d, event_id in zip(due, event_ids, strict=True)], now=now)
     return len(due)
 
