@@ -157,7 +157,7 @@ def test_no_import_cycle_between_packages():
     assert cycles(graph) == []
 
 
-def test_the_worker_and_the_blueprints_are_out_of_the_knot():
+def test_the_worker_and_the_blueprints_stand_apart():
     graph = package_graph()
     assert "worker" not in graph["instruction.notifications"]  # the worker gives its publisher
     # The runner imports no job: the app gives it each package's (instruction.register_jobs).

@@ -19,7 +19,7 @@ from instruction.backoffice.forms import ActionForm
 from instruction.backoffice.views import FORBIDDEN, load_dossier, render_dossier, safe_return
 from instruction.documents import services as documents
 from instruction.dossiers.models import Dossier
-from instruction.dossiers.team import ASSIGNABLE_ROLES
+from instruction.dossiers.workflow import ASSIGNABLE_ROLES
 from instruction.errors import Refusal
 from instruction.extensions import db
 from instruction.teamwork import services

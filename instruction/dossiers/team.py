@@ -10,8 +10,6 @@ from instruction.accounts.models import User
 from instruction.dossiers.models import Dossier, DossierFollower
 from instruction.extensions import db
 
-ASSIGNABLE_ROLES = ("instructor", "admin")
-
 
 def followers_of(dossier_id: int) -> list[User]:
     return list(db.session.scalars(

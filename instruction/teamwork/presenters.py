@@ -7,7 +7,7 @@ from flask import current_app
 from instruction.accounts.models import User
 from instruction.documents import services as documents
 from instruction.dossiers.models import Dossier
-from instruction.dossiers.team import ASSIGNABLE_ROLES
+from instruction.dossiers.workflow import ASSIGNABLE_ROLES
 from instruction.teamwork import services
 from instruction.teamwork.forms import AssignForm, LabelPickForm, MessageForm, NoteForm
 from instruction.teamwork.models import LABEL_COLOURS

@@ -24,7 +24,8 @@ from instruction.dossiers.models import (
     DossierFollower,
     DossierMessage,
 )
-from instruction.dossiers.team import ASSIGNABLE_ROLES, team_of
+from instruction.dossiers.team import team_of
+from instruction.dossiers.workflow import ASSIGNABLE_ROLES
 from instruction.errors import Refusal
 from instruction.extensions import db
 from instruction.notifications import services as notifications
