@@ -70,8 +70,9 @@ def email_of(app, dossier, kind: str) -> tuple[OutboxMessage, str]:
     message = db.session.scalar(select(OutboxMessage).where(OutboxMessage.dossier_id == dossier.id,
                                                             OutboxMessage.kind == kind))
     with app.test_request_context():
-        body = build_email(message, message.deliveries[0]).get_body(("plain",)).get_content()
-    return message, plain(body)
+        email = build_email(message, message.deliveries[0])
+    assert email["Subject"] == f"Dossier {dossier.reference} : solde arrêté à 0,00 €, dossier soldé"
+    return message, plain(email.get_body(("plain",)).get_content())
 
 
 def test_a_balance_covered_by_the_instalment_is_settled_at_zero(app, session):

@@ -60,7 +60,7 @@ def build_email(message: OutboxMessage, delivery: Delivery) -> EmailMessage:
         "reason": context.get("reason"),
         "link": link_for(message, user),
         "base_url": config["BASE_URL"].rstrip("/"),
-        "subject": kinds.subject(message.kind, reference),
+        "subject": kinds.subject(message.kind, reference, context),
     }
     email = EmailMessage()
     email["Subject"] = values["subject"]

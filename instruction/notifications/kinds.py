@@ -58,6 +58,16 @@ def label(kind: str) -> str:
     return KINDS.get(kind, (kind, ""))[0]
 
 
-def subject(kind: str, reference: str | None) -> str:
+# A kind whose e-mail says something else when its context has this flag: (kind, flag) -> subject.
+VARIANT_SUBJECTS: dict[tuple[str, str], str] = {
+    # A balance settled at 0,00 € (no money moved): not « versement final enregistré ».
+    ("record_final_payment", "zero_balance"): "Dossier {reference} : solde arrêté à 0,00 €, dossier soldé",
+}
+
+
+def subject(kind: str, reference: str | None, context: dict | None = None) -> str:
     template = KINDS.get(kind, ("", "Aides numériques : notification"))[1]
+    for (variant_kind, flag), variant in VARIANT_SUBJECTS.items():
+        if variant_kind == kind and (context or {}).get(flag):
+            template = variant
     return template.format(reference=reference or "")
