@@ -120,6 +120,11 @@ def test_a_request_for_documents_gives_the_list_and_the_due_date_and_completion_
     [ack] = outbox(dossier, "acknowledgment")
     assert ack.context["implicit_decision_on"] == "28 février 2027"
     assert {d.email for d in ack.deliveries} == {applicant.email}
+    # The two acknowledgments are told apart, on the pages, in the e-mail and on the PDF itself.
+    assert (first.title, second.title) == ("Accusé de réception", "Accusé de réception du dossier complet")
+    assert ack.context["act"]["title"] == "Accusé de réception du dossier complet"
+    assert "Accusé de réception du dossier complet" in text
+    assert "Accusé de réception du dossier complet" not in text_of(rendered(first))
 
 
 def test_a_grant_letter_says_everything_and_its_bytes_never_change(session):

@@ -19,6 +19,15 @@ ACT_TITLES = {
     "refusal": "Notification de refus de subvention",
     "cancellation": "Notification d'annulation de l'attribution",
 }
+COMPLETED_ACKNOWLEDGMENT = "Accusé de réception du dossier complet"  # issued again on completion (L114-5)
+
+
+def act_title(kind: str, content: dict) -> str:
+    """The act's title: an acknowledgment issued on completion says so, so that the two of a
+    dossier whose documents were asked can be told apart."""
+    if kind == "acknowledgment" and content.get("completed_on"):
+        return COMPLETED_ACKNOWLEDGMENT
+    return ACT_TITLES[kind]
 
 
 class LegalAct(Base):
@@ -49,7 +58,7 @@ class LegalAct(Base):
 
     @property
     def title(self) -> str:
-        return ACT_TITLES[self.kind]
+        return act_title(self.kind, self.content)
 
     @property
     def file_name(self) -> str:

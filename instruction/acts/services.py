@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from flask import current_app, render_template
 from sqlalchemy import select, update
 
-from instruction.acts.models import ACT_TITLES, LegalAct
+from instruction.acts.models import LegalAct
 from instruction.campaigns.services import parameters_of
 from instruction.db import rowcount
 from instruction.extensions import db
@@ -139,7 +139,7 @@ def issue_decision_letter(dossier: Dossier, kind: str, *, reason: str, now: date
 
 def summary(act: LegalAct) -> dict:
     """What an outbox row carries about an act (its e-mail links to the download)."""
-    return {"id": act.id, "kind": act.kind, "title": ACT_TITLES[act.kind],
+    return {"id": act.id, "kind": act.kind, "title": act.title,
             "path": f"/actes/{act.id}/pdf"}
 
 
@@ -155,7 +155,7 @@ def render_pdf(act: LegalAct) -> bytes:
     """The PDF of the act's frozen content (WeasyPrint, PDF/A-3b)."""
     from weasyprint import HTML
 
-    html = render_template(f"acts/{act.kind}.html", act=act, c=act.content, title=ACT_TITLES[act.kind])
+    html = render_template(f"acts/{act.kind}.html", act=act, c=act.content, title=act.title)
     return HTML(string=html, base_url=current_app.root_path).write_pdf(pdf_variant=PDF_VARIANT)
 
 
