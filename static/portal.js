@@ -15,15 +15,6 @@
     });
   });
 
-  // Destructive buttons ask first.
-  document.querySelectorAll("[data-confirm]").forEach(function (button) {
-    button.addEventListener("click", function (event) {
-      if (!window.confirm(button.getAttribute("data-confirm"))) {
-        event.preventDefault();
-      }
-    });
-  });
-
   document.querySelectorAll("form[data-line-form]").forEach(function (form) {
     var category = form.elements.namedItem("category");
     var months = form.querySelector("[data-licence-only]");

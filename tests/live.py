@@ -12,9 +12,9 @@ Every process reads the same clock: ``ANCHOR`` when the stack starts, running on
 (tests/live_entry.py); the test process's ``instruction.clock.now`` is set to it too (TOTP codes,
 expected dates).
 
-``Journey`` drives people's browsers (one Chromium context each, dialogs accepted, downloads
-allowed) and records the journey in steps: a screenshot of each step's pages is taken when the step
-ends; if a step fails, every screenshot so far and the failed page are kept under
+``Journey`` drives people's browsers (one Chromium context each, downloads allowed; no page asks
+through a script dialog, Playwright would dismiss it) and records the journey in steps: a
+screenshot of each step's pages is taken when the step ends; if a step fails, every screenshot so far and the failed page are kept under
 ``test-artifacts/journeys/<test>/`` (not committed). ``Journey.check`` runs axe-core (tests/a11y.py)
 on a page in the state it is in; ``Journey.assert_accessible`` fails the journey, at its end, with
 every state that has a serious or critical violation.
@@ -227,7 +227,6 @@ class Journey:
                                            accept_downloads=True)
         page = context.new_page()
         page.set_default_timeout(20_000)
-        page.on("dialog", lambda dialog: dialog.accept())  # "Are you sure?" confirmations: yes
         self.pages[who] = page
         return page
 

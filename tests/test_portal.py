@@ -221,6 +221,12 @@ def test_add_edit_and_remove_a_line(client, session):
     assert (line.category, line.label, line.amount_ht, line.pack, line.months) == \
            ("equipement", "Écran", Decimal("250.00"), 2, None)
 
+    # Removing asks first, in the page (a confirmation step, no script dialog).
+    shown = page(client.get(f"/portail/dossiers/{dossier.id}"))
+    step = re.search(r'<details class="confirm-step" data-testid="remove-line-1">(.*?)</details>', shown, re.S)
+    assert step is not None and "Supprimer la dépense « Écran » ?" in step.group(1)
+    assert f'action="/portail/dossiers/{dossier.id}/depenses/{line.id}/supprimer"' in step.group(1)
+    assert "data-confirm" not in shown
     line_id = line.id
     response = client.post(f"/portail/dossiers/{dossier.id}/depenses/{line_id}/supprimer")
     assert response.status_code == 302

@@ -5,6 +5,7 @@ roles that may and may not see or do each thing. A note or a label never reaches
 from __future__ import annotations
 
 import html
+import re
 from datetime import timedelta
 
 import pytest
@@ -130,6 +131,10 @@ def test_deleting_a_label_takes_it_off_every_dossier(client, session, clock):
     session.commit()
     name, label_id = ready.name, ready.id
     factories.staff_logged_in(client, session, "admin")
+    shown = html.unescape(client.get("/administration/etiquettes/").get_data(as_text=True))
+    step = re.search(rf'<details class="confirm-step" data-testid="delete-label-{label_id}">(.*?)</details>', shown, re.S)
+    assert step is not None and f"Supprimer l'étiquette « {name} » et la retirer de tous les dossiers ?" in step.group(1)
+    assert "data-confirm" not in shown
     assert client.post(f"/administration/etiquettes/{label_id}/supprimer").status_code == 302
     assert session.scalar(select(func.count()).select_from(DossierLabel)) == 0
     assert session.scalar(select(func.count()).select_from(Label)) == 0
