@@ -31,6 +31,7 @@ from instruction.rules.parameters import paris_date
 from instruction.storage.files import remove_files
 from instruction.web.access import found_or_404, staff_only
 from instruction.web.actions import attempt, perform
+from instruction.web.forms import first_error
 
 portal = Blueprint("payment_requests", __name__, url_prefix="/portail")
 finance = Blueprint("payment_requests_finance", __name__, url_prefix="/instruction")
@@ -210,8 +211,7 @@ def pay(dossier_id: int, request_id: int):
                                error="Votre rôle ne permet pas cette action sur le dossier.")
     form = PayForm()
     if not form.validate():
-        message = next((str(e) for errors in form.errors.values() for e in errors), "Formulaire incomplet.")
-        return _render_finance(dossier, payment_request, 400, error=message, pay_form=form)
+        return _render_finance(dossier, payment_request, 400, error=first_error(form), pay_form=form)
     error = perform(services.pay, payment_request, current_user._get_current_object(),
                     amount=form.amount.data, paid_on=form.paid_on.data, reference=form.reference.data,
                     reason=form.reason.data, now=clock.now(), token=form.token.data,
@@ -241,8 +241,7 @@ def settle(dossier_id: int, request_id: int):
                                error="Votre rôle ne permet pas cette action sur le dossier.")
     form = SettleForm()
     if not form.validate():
-        message = next((str(e) for errors in form.errors.values() for e in errors), "Formulaire incomplet.")
-        return _render_finance(dossier, payment_request, 400, error=message, settle_form=form)
+        return _render_finance(dossier, payment_request, 400, error=first_error(form), settle_form=form)
     error = perform(services.settle_at_zero, payment_request, current_user._get_current_object(),
                     now=clock.now(), token=form.token.data, confirmed_release=form.confirmed_release.data)
     if isinstance(error, ConfirmationRequired):
