@@ -126,8 +126,8 @@ def add_line(dossier: Dossier, *, category: str, label: str, amount_ht: Decimal,
 
 def assign(dossier: Dossier, instructor: User, *, now: datetime) -> AuditEvent:
     """"Je m'en occupe": the instructor takes the dossier (no state change, but audited)."""
-    _check("assign", dossier, instructor, now, None)
-    event = _apply("assign", dossier, instructor, now, None, assigned_to_id=instructor.id)
+    check_transition("assign", dossier, instructor, now, None)
+    event = apply_transition("assign", dossier, instructor, now, None, assigned_to_id=instructor.id)
     set_committed_value(dossier, "assigned_to", instructor)
     return event
 
@@ -149,7 +149,10 @@ def _recipients(dossier: Dossier, who: tuple[str, ...]) -> list[User]:
     return users
 
 
-def _check(action: str, dossier: Dossier, actor: User | None, now: datetime, reason: str | None):
+def check_transition(action: str, dossier: Dossier, actor: User | None, now: datetime, reason: str | None):
+    """Refuse ``action`` unless the table allows it: the actor's role, their collectivité, the
+    dossier's state and the transition's guards. With ``apply_transition``, what every verb of a
+    dossier goes through, here and in ``payment_requests``."""
     transition = TRANSITIONS[action]
     ctx = context_for(actor, now)
     if not transition.allows_role(ctx):
@@ -163,10 +166,10 @@ def _check(action: str, dossier: Dossier, actor: User | None, now: datetime, rea
     return transition
 
 
-def _apply(action: str, dossier: Dossier, actor: User | None, now: datetime, reason: str | None,
-           extra_context: dict | None = None, event_fields: dict | None = None, *,
-           expected: dict | None = None, issue: Callable[[], dict] | None = None,
-           **fields) -> AuditEvent:
+def apply_transition(action: str, dossier: Dossier, actor: User | None, now: datetime, reason: str | None,
+                     extra_context: dict | None = None, event_fields: dict | None = None, *,
+                     expected: dict | None = None, issue: Callable[[], dict] | None = None,
+                     **fields) -> AuditEvent:
     """Move the dossier (with ``fields``) in one conditional UPDATE; audit and notify. The UPDATE
     matches only the state it was read in, and the ``expected`` column values (the amounts a money
     operation computed from). ``issue`` issues the legal act of the transition once the dossier
@@ -272,12 +275,12 @@ def _failed_findings(decision) -> str:
 
 
 def submit(dossier: Dossier, actor: User, *, now: datetime) -> AuditEvent:
-    _check("submit", dossier, actor, now, None)
+    check_transition("submit", dossier, actor, now, None)
     collectivite = dossier.collectivite
     decision = evaluate_dossier(dossier, now)
     if not decision.eligible:
         raise ActionConflict(f"Le dossier ne peut pas être déposé. {_failed_findings(decision)}")
-    return _apply("submit", dossier, actor, now, None, submitted_at=now,
+    return apply_transition("submit", dossier, actor, now, None, submitted_at=now,
                   issue=lambda: _acknowledge(dossier, now), completed_at=None, documents_due_on=None,
                   implicit_decision_on=acts.implicit_decision_on(dossier, now, None),
                   population=collectivite.population, population_source=collectivite.population_source,
@@ -289,7 +292,7 @@ def request_documents(dossier: Dossier, actor: User, message: str, *, due_on: da
                       now: datetime) -> AuditEvent:
     """A message of the thread that also asks for documents by ``due_on`` (a date after today;
     default: the acts' rule)."""
-    _check("request_documents", dossier, actor, now, message)
+    check_transition("request_documents", dossier, actor, now, message)
     if due_on is not None and due_on <= paris_date(now):
         raise InvalidAction("La date limite de réponse doit être postérieure à aujourd'hui.")
     due = due_on or acts.documents_due_on(dossier, now)
@@ -298,20 +301,20 @@ def request_documents(dossier: Dossier, actor: User, message: str, *, due_on: da
                                            due_on=due))
     # Back to the applicant: an eligibility declared before no longer holds (see _going_back).
     # L114-5: what is missing and by when; the implicit-decision period runs again on completion.
-    return _apply("request_documents", dossier, actor, now, message,
+    return apply_transition("request_documents", dossier, actor, now, message,
                   issue=lambda: {"missing": message.strip(), "due_on": format_date_fr(due)},
                   documents_due_on=due, implicit_decision_on=None, **_going_back())
 
 
 def resubmit(dossier: Dossier, actor: User, message: str = "", *, now: datetime) -> AuditEvent:
-    _check("resubmit", dossier, actor, now, None)
+    check_transition("resubmit", dossier, actor, now, None)
     if message.strip():
         dossier.messages.append(DossierMessage(author=actor, body=message.strip().replace("\r\n", "\n"),
                                                created_at=now, from_staff=False))
     # The lines may have changed while documents were requested: the request follows them.
     requested = evaluate_dossier(dossier, now).amount
     assert dossier.submitted_at is not None  # documents are requested of a submitted dossier
-    return _apply("resubmit", dossier, actor, now, message, requested_amount=requested,
+    return apply_transition("resubmit", dossier, actor, now, message, requested_amount=requested,
                   issue=lambda: _acknowledge(dossier, now, completed_at=now),
                   completed_at=now, documents_due_on=None,
                   implicit_decision_on=acts.implicit_decision_on(dossier, dossier.submitted_at, now))
@@ -319,18 +322,18 @@ def resubmit(dossier: Dossier, actor: User, message: str = "", *, now: datetime)
 
 def declare_eligible(dossier: Dossier, actor: User, *, now: datetime) -> AuditEvent:
     """Freeze the rule evaluation (findings, base, amount, parameters' version) on the dossier."""
-    _check("declare_eligible", dossier, actor, now, None)
+    check_transition("declare_eligible", dossier, actor, now, None)
     decision = evaluate_dossier(dossier, now)
     if not decision.eligible:
         raise ActionConflict(f"Les règles ne permettent pas de déclarer ce dossier éligible. "
                              f"{_failed_findings(decision)}")
-    return _apply("declare_eligible", dossier, actor, now, None, evaluation=decision_as_dict(decision),
+    return apply_transition("declare_eligible", dossier, actor, now, None, evaluation=decision_as_dict(decision),
                   computed_amount=decision.amount, cap_scope=decision.cap.scope)
 
 
 def declare_ineligible(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> AuditEvent:
-    _check("declare_ineligible", dossier, actor, now, reason)
-    return _apply("declare_ineligible", dossier, actor, now, reason, decided_at=now, closed_at=now,
+    check_transition("declare_ineligible", dossier, actor, now, reason)
+    return apply_transition("declare_ineligible", dossier, actor, now, reason, decided_at=now, closed_at=now,
                   implicit_decision_on=None,
                   issue=lambda: _letter(acts.issue_decision_letter(dossier, "ineligibility",
                                                                    reason=reason, now=now)))
@@ -343,7 +346,7 @@ def grant(dossier: Dossier, actor: User, amount: Decimal | None = None, *,
     When the campaign's grants are voted in session, only the adopted deliberation (its number
     and session date, cited by the letter) grants."""
     _claim(token, dossier, "grant", now)
-    _check("grant", dossier, actor, now, None)
+    check_transition("grant", dossier, actor, now, None)
     if dossier.campaign.grants_need_vote and deliberation is None:
         raise ActionConflict("Les subventions de cette campagne sont votées par la commission "
                              "permanente : proposez le dossier à une séance.")
@@ -367,15 +370,15 @@ def grant(dossier: Dossier, actor: User, amount: Decimal | None = None, *,
             f"déjà engagé {format_euros(envelope.consumed)}).")
     if dossier.aid_number == 1:
         _grant_packs(dossier)
-    return _apply("grant", dossier, actor, now, None, granted_amount=amount, decided_at=now,
+    return apply_transition("grant", dossier, actor, now, None, granted_amount=amount, decided_at=now,
                   implicit_decision_on=None,
                   issue=lambda: _letter(acts.issue_grant_letter(dossier, amount=amount, now=now,
                                                                 deliberation=deliberation)))
 
 
 def refuse(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> AuditEvent:
-    _check("refuse", dossier, actor, now, reason)
-    return _apply("refuse", dossier, actor, now, reason, decided_at=now, closed_at=now,
+    check_transition("refuse", dossier, actor, now, reason)
+    return apply_transition("refuse", dossier, actor, now, reason, decided_at=now, closed_at=now,
                   implicit_decision_on=None,
                   issue=lambda: _letter(acts.issue_decision_letter(dossier, "refusal", reason=reason,
                                                                    now=now)))
@@ -398,7 +401,7 @@ def record_payment(dossier: Dossier, actor: User, *, amount: Decimal, paid_on: d
     granted = dossier.granted_amount or Decimal("0.00")
     final = final or already + amount == granted
     action = "record_final_payment" if final else "record_payment"
-    _check(action, dossier, actor, now, None)
+    check_transition(action, dossier, actor, now, None)
     if amount != amount.quantize(CENT) or amount <= 0:
         raise InvalidAction("Le montant du versement doit être positif, en euros et centimes.")
     if already + amount > granted:
@@ -432,7 +435,7 @@ def record_payment(dossier: Dossier, actor: User, *, amount: Decimal, paid_on: d
     reason = f"Versement de {format_euros(amount)} ({reference}), versé le {format_date_fr(paid_on)}"
     if note:
         reason += f" ; {note}"
-    return _apply(action, dossier, actor, now, reason, expected=_amounts_read(dossier), **fields)
+    return apply_transition(action, dossier, actor, now, reason, expected=_amounts_read(dossier), **fields)
 
 
 def record_zero_balance(dossier: Dossier, actor: User, *, now: datetime, token: str | None = None,
@@ -450,7 +453,7 @@ def record_zero_balance(dossier: Dossier, actor: User, *, now: datetime, token: 
     to granted and takes back what this released; without any payment, the closure is final."""
     take(dossier)
     _claim(token, dossier, "record_final_payment", now)
-    _check("record_final_payment", dossier, actor, now, None)
+    check_transition("record_final_payment", dossier, actor, now, None)
     already = dossier.paid_amount or Decimal("0.00")
     granted = dossier.granted_amount or Decimal("0.00")
     release = granted - already
@@ -467,7 +470,7 @@ def record_zero_balance(dossier: Dossier, actor: User, *, now: datetime, token: 
         reason += f" ; {note}"
     context = {"zero_balance": True, "paid": format_euros(already), "paid_before": already > 0,
                "released": format_euros(release)}
-    return _apply("record_final_payment", dossier, actor, now, reason, context,
+    return apply_transition("record_final_payment", dossier, actor, now, reason, context,
                   expected=_amounts_read(dossier), paid_amount=already, closed_at=now)
 
 
@@ -478,7 +481,7 @@ def cancel_payment(dossier: Dossier, payment_id: int, actor: User, reason: str, 
     granted and its envelope takes back the remainder its balance had released."""
     take(dossier)
     _claim(token, dossier, "cancel_payment", now)
-    _check("cancel_payment", dossier, actor, now, reason)
+    check_transition("cancel_payment", dossier, actor, now, reason)
     payment = next((p for p in dossier.payments if p.id == payment_id), None)
     if payment is None or payment.cancelled_at is not None:
         raise ActionConflict("Ce versement est déjà annulé ou n'est pas un versement de ce dossier.")
@@ -498,18 +501,18 @@ def cancel_payment(dossier: Dossier, payment_id: int, actor: User, reason: str, 
     left = paid - payment.amount
     text = (f"Versement de {format_euros(payment.amount)} ({payment.reference}) du "
             f"{format_date_fr(payment.paid_on)} annulé : {reason.strip()}")
-    return _apply("cancel_payment", dossier, actor, now, text, expected=_amounts_read(dossier),
+    return apply_transition("cancel_payment", dossier, actor, now, text, expected=_amounts_read(dossier),
                   paid_amount=left if left > 0 else None, closed_at=None)
 
 
 def withdraw(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> AuditEvent:
-    _check("withdraw", dossier, actor, now, reason)
-    return _apply("withdraw", dossier, actor, now, reason, closed_at=now, implicit_decision_on=None)
+    check_transition("withdraw", dossier, actor, now, reason)
+    return apply_transition("withdraw", dossier, actor, now, reason, closed_at=now, implicit_decision_on=None)
 
 
 def expire(dossier: Dossier, actor: User | None = None, *, now: datetime) -> AuditEvent:
-    _check("expire", dossier, actor, now, None)
-    return _apply("expire", dossier, actor, now, "Date limite de dépôt dépassée.", closed_at=now)
+    check_transition("expire", dossier, actor, now, None)
+    return apply_transition("expire", dossier, actor, now, "Date limite de dépôt dépassée.", closed_at=now)
 
 
 def expire_many(dossier_ids: Sequence[int], *, now: datetime) -> int:
@@ -553,27 +556,27 @@ def cancel_grant(dossier: Dossier, actor: User, reason: str, *, now: datetime,
     """Admin only, with a reason: releases the commitment and returns the dossier to eligible."""
     take(dossier)
     _claim(token, dossier, "cancel_grant", now)
-    _check("cancel_grant", dossier, actor, now, reason)
+    check_transition("cancel_grant", dossier, actor, now, reason)
     assert dossier.granted_amount is not None  # set with the grant (CHECK granted_has_amount)
     envelopes.release(_envelope_of(dossier, now), dossier.granted_amount)
     for pack_grant in db.session.scalars(select(PackGrant).where(PackGrant.dossier_id == dossier.id)):
         db.session.delete(pack_grant)
     letter = acts.issue_decision_letter(dossier, "cancellation", reason=reason, now=now)
-    return _apply("cancel_grant", dossier, actor, now, reason, expected=_amounts_read(dossier),
+    return apply_transition("cancel_grant", dossier, actor, now, reason, expected=_amounts_read(dossier),
                   granted_amount=None, paid_amount=None, decided_at=None,
                   issue=lambda: _letter(letter))
 
 
 def reopen(dossier: Dossier, actor: User, reason: str, *, now: datetime) -> AuditEvent:
-    _check("reopen", dossier, actor, now, reason)
-    return _apply("reopen", dossier, actor, now, reason, decided_at=None, closed_at=None, **_going_back())
+    check_transition("reopen", dossier, actor, now, reason)
+    return apply_transition("reopen", dossier, actor, now, reason, decided_at=None, closed_at=None, **_going_back())
 
 
 def extend_deadline(dossier: Dossier, actor: User, until: datetime, reason: str, *,
                     now: datetime) -> AuditEvent:
     """Admin only, with a reason: this dossier alone may be submitted until ``until`` (exclusive);
     an expired draft becomes a draft again. The audit event keeps the deadline before and after."""
-    _check("extend_deadline", dossier, actor, now, reason)
+    check_transition("extend_deadline", dossier, actor, now, reason)
     campaign_deadline = dossier.campaign.deadline_at
     if until <= now:
         raise InvalidAction("La nouvelle date limite doit être dans le futur.")
@@ -582,7 +585,7 @@ def extend_deadline(dossier: Dossier, actor: User, until: datetime, reason: str,
                             f"({format_date_fr(last_day_before(campaign_deadline))}).")
     before = deadline_of(dossier)
     last_day = format_date_fr(last_day_before(until))
-    return _apply("extend_deadline", dossier, actor, now, reason, {"last_day": last_day},
+    return apply_transition("extend_deadline", dossier, actor, now, reason, {"last_day": last_day},
                   event_fields={"subject_kind": "dossier", "subject_id": dossier.id,
                                 "subject_label": dossier.reference,
                                 "before": {"deadline": before.astimezone(UTC).isoformat()},

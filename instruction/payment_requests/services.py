@@ -36,7 +36,7 @@ from instruction.payment_requests.models import (
     PaymentRequest,
     RealisedExpense,
 )
-from instruction.portal.services import _line_values as expense_values
+from instruction.portal.services import expense_line_values as expense_values
 from instruction.portal.services import rules_at
 from instruction.rules import ExpenseLine
 from instruction.rules.formatting import format_date_fr, format_euros
@@ -222,7 +222,7 @@ def send(request: PaymentRequest, actor: User, *, attested: bool, now: datetime)
         raise InvalidAction("Déclarez au moins une dépense réalisée, avec sa facture acquittée.")
     if not attested:
         raise InvalidAction("Cochez l'attestation sur l'honneur pour envoyer la demande de versement.")
-    dossier_services._check("send_payment_request", dossier, actor, now, None)
+    dossier_services.check_transition("send_payment_request", dossier, actor, now, None)
     result = assess(request)
     if result.refused:
         raise ActionConflict(" ".join(f.message for f in result.findings if f.blocking and not f.ok))
@@ -238,7 +238,7 @@ def send(request: PaymentRequest, actor: User, *, attested: bool, now: datetime)
     db.session.flush()
     what = f"{KIND_LABELS[request.kind]} demandé : {format_euros(request.declared_total)} HT de dépenses " \
            f"réalisées, {format_euros(result.amount)} à verser selon les règles"
-    return dossier_services._apply("send_payment_request", dossier, actor, now,
+    return dossier_services.apply_transition("send_payment_request", dossier, actor, now,
                                    ("Demande corrigée renvoyée. " if returned else "") + what + ".",
                                    {"kind": KIND_LABELS[request.kind].lower(),
                                     "declared": format_euros(request.declared_total),
@@ -335,14 +335,14 @@ def settle_at_zero(request: PaymentRequest, actor: User, *, now: datetime, token
 def return_to_applicant(request: PaymentRequest, actor: User, message: str, *, now: datetime):
     """Back to the applicant with a message; they correct it and send it again."""
     dossier = request.dossier
-    dossier_services._check("return_payment_request", dossier, actor, now, message)
+    dossier_services.check_transition("return_payment_request", dossier, actor, now, message)
     _take_sent(request)
     request.status = "returned"
     request.returned_at = now
     request.returned_by = actor
     request.return_message = message.strip()
     db.session.flush()
-    return dossier_services._apply("return_payment_request", dossier, actor, now, message,
+    return dossier_services.apply_transition("return_payment_request", dossier, actor, now, message,
                                    {"kind": KIND_LABELS[request.kind].lower()})
 
 
@@ -357,7 +357,7 @@ def lapse(dossier: Dossier, actor: User | None = None, *, now: datetime):
     dossier_services.take(dossier)
     paid = dossier.paid_amount or Decimal("0.00")
     action = "lapse_after_instalments" if paid > 0 else "lapse"
-    dossier_services._check(action, dossier, actor, now, None)
+    dossier_services.check_transition(action, dossier, actor, now, None)
     due = balance_due(dossier)
     if due is None or paris_date(now) <= due or balance_asked(dossier):
         raise ActionConflict("La subvention n'est pas caduque.")
@@ -368,7 +368,7 @@ def lapse(dossier: Dossier, actor: User | None = None, *, now: datetime):
     fields: dict = {"closed_at": now}
     if action == "lapse_after_instalments":
         fields["paid_amount"] = paid
-    return dossier_services._apply(action, dossier, None, now, reason + ".",
+    return dossier_services.apply_transition(action, dossier, None, now, reason + ".",
                                    {"last_day": format_date_fr(due), "released": format_euros(released),
                                     "paid": format_euros(paid)},
                                    expected=dossier_services._amounts_read(dossier), **fields)

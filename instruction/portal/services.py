@@ -229,8 +229,8 @@ def line_options(dossier: Dossier, at: datetime) -> LineOptions:
     )
 
 
-def _line_values(dossier: Dossier, at: datetime, *, category: str, label: str, amount_ht: Decimal,
-                 pack: int | None, months: int | None) -> dict:
+def expense_line_values(dossier: Dossier, at: datetime, *, category: str, label: str, amount_ht: Decimal,
+                        pack: int | None, months: int | None) -> dict:
     options = line_options(dossier, at)
     if category not in dict(options.categories):
         allowed = ", ".join(label.lower() for _, label in options.categories)
@@ -260,7 +260,7 @@ def save_line(dossier: Dossier, actor: User, *, line: ExpenseLine | None = None,
               **values) -> ExpenseLine:
     """Add a line (``line`` None) or change one, while the dossier is editable."""
     ensure_editable(dossier, actor)
-    values = _line_values(dossier, now, **values)
+    values = expense_line_values(dossier, now, **values)
     if line is None:
         line = dossier_services.add_line(dossier, **values)
     else:
